@@ -1,0 +1,439 @@
+"""The ``Recurrent`` layer: runs any cell over time.
+
+It owns everything a cell does not: the time axis, ``batch_first``, stacking, both directions,
+dropout between layers, initial state, ``lengths`` of padded batches — and the choice of how to run:
+
+- ``native``: the plain Elman/LSTM/GRU cells go to torch's fused kernels (``torch.lstm`` & co.,
+  oneDNN on CPU, cuDNN on GPU) with the cells' own parameter tensors;
+- ``scan``: cells whose gates read ``x_t`` only (minGRU, minLSTM) run as one parallel scan;
+- ``loop``: everything else (layer norm, per-sequence recurrent dropout, zoneout, custom cells), and
+  any cell when ``force_loop=True`` — the reference every fast path is tested against.
+
+``last_path`` records which one ran and why, so a user who asked for a variant can see whether the
+fused kernel was kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.cells import CELLS, RecurrentCell, ScanCell
+from rnnkit.types import LSTMState, State
+
+_NATIVE_OPS: dict[str, Callable[..., Any]] = {
+    "lstm": torch.lstm,
+    "gru": torch.gru,
+    "rnn_tanh": torch.rnn_tanh,
+    "rnn_relu": torch.rnn_relu,
+}
+
+
+class Recurrent(nn.Module):
+    r"""Run a cell over time, stacked and in both directions, like ``torch.nn.LSTM``.
+
+    **Arguments:**
+    - ``cell``: a cell family name (``"rnn"``/``"elman"``, ``"lstm"``, ``"gru"``, ``"mingru"``,
+      ``"minlstm"``) or a factory ``(input_size) -> RecurrentCell`` for custom cells.
+    - ``input_size`` I, ``hidden_size`` H.
+    - keyword-only: ``num_layers`` L, ``bidirectional`` (D = 2), ``dropout`` between layers,
+      ``batch_first``, ``force_loop`` (run the reference Python loop whatever the cell), and every
+      cell option (``bias``, ``proj_size``, ``nonlinearity``, ``layer_norm``, ``recurrent_dropout``,
+      ``recurrent_dropout_shared``, ``zoneout``, ``forget_bias``, ``recurrent_init``,
+      ``input_init``), passed to each cell.
+
+    **Shapes** (O = proj_size or H):
+    - ``x``: ``(T, B, I)``, ``(B, T, I)`` when ``batch_first``, or unbatched ``(T, I)``.
+    - ``lengths``: ``(B,)`` integers in ``[1, T]``; steps past a length are padding.
+    - ``state`` and the returned final state: ``(L*D, B, H)``, or ``LSTMState(h (L*D, B, O),
+      c (L*D, B, H))``, index ``layer * D + direction``, each taken at its sequence's own last step.
+    - output: ``(T, B, D*O)`` (``(B, T, D*O)`` when ``batch_first``), zero past each length.
+    """
+
+    def __init__(
+        self,
+        cell: str | Callable[[int], RecurrentCell],
+        input_size: int,
+        hidden_size: int,
+        *,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_first: bool = False,
+        force_loop: bool = False,
+        **cell_options: Any,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        factory = _cell_factory(cell, hidden_size, cell_options)
+        directions = 2 if bidirectional else 1
+        cells: list[RecurrentCell] = []
+        size = input_size
+        for _ in range(num_layers):
+            layer_cells = [factory(size) for _ in range(directions)]
+            cells += layer_cells
+            size = directions * layer_cells[0].output_size
+        self.cells = nn.ModuleList(cells)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.num_directions = directions
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.force_loop = force_loop
+        self.last_path: str = "not run yet"
+
+    @property
+    def output_size(self) -> int:
+        """The feature size of the output, ``D * O``."""
+        return self.num_directions * self._cell(0).output_size
+
+    def _cell(self, i: int) -> RecurrentCell:
+        cell = self.cells[i]
+        assert isinstance(cell, RecurrentCell)
+        return cell
+
+    @property
+    def is_lstm_state(self) -> bool:
+        return isinstance(self._cell(0).init_state(1), LSTMState)
+
+    def init_state(
+        self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zeros in the layer's state layout for ``batch_size`` sequences."""
+        return _stack(
+            [c.init_state(batch_size, device=device, dtype=dtype) for c in self._all_cells()]
+        )
+
+    def _all_cells(self) -> list[RecurrentCell]:
+        return [self._cell(i) for i in range(len(self.cells))]
+
+    def plan(self) -> tuple[str, str]:
+        """The path the next ``forward`` will take in the current mode, and why."""
+        cells = self._all_cells()
+        if self.force_loop:
+            return "loop", "force_loop=True"
+        if all(isinstance(c, ScanCell) for c in cells):
+            return "scan", "gates read x_t only: parallel scan (log space, chunked)"
+        blockers = [b for b in (c.native_blocker() for c in cells) if b]
+        if not blockers:
+            op = getattr(cells[0], "native_op", None)
+            same = all(getattr(c, "native_op", None) == op for c in cells)
+            if same and op in _NATIVE_OPS:
+                kernel = "cuDNN" if self._on_cuda() else "oneDNN/ATen"
+                return f"native:{op}", f"plain cell: torch.{op} fused kernel ({kernel})"
+            blockers = ["cells of different kinds have no single fused kernel"]
+        return "loop", blockers[0]
+
+    def _on_cuda(self) -> bool:
+        p = next(self.parameters(), None)
+        return p is not None and p.is_cuda
+
+    def forward(
+        self, x: Tensor, state: State | None = None, *, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        """Run the whole sequence. See the class docstring for shapes."""
+        unbatched = x.dim() == 2
+        x = self._check_input(x)
+        if unbatched:
+            x = x.unsqueeze(1)  # (T, 1, I)
+        elif self.batch_first:
+            x = x.transpose(0, 1)  # (T, B, I)
+        T, B = x.shape[0], x.shape[1]
+        if unbatched and state is not None:
+            state = _map_state(state, lambda s: s.unsqueeze(1))
+        mask = None
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, T, B)
+            if bool((lengths < T).any()):
+                mask = torch.arange(T, device=x.device)[:, None] < lengths.to(x.device)[None, :]
+                # Padding may hold anything (NaN included); zero it so it can reach neither
+                # outputs nor gradients of real steps, whatever path runs.
+                x = torch.where(mask[..., None], x, 0.0)
+            else:
+                lengths = None
+        if state is None:
+            state = self.init_state(B, device=x.device, dtype=x.dtype)
+        else:
+            self._check_state(state, B)
+        path, reason = self.plan()
+        if path.startswith("native"):
+            out, final = self._run_native(x, state, lengths)
+        else:
+            out, final = self._run_layers(x, state, lengths, mask, scan=path == "scan")
+        self.last_path = f"{path} ({reason})"
+        if unbatched:
+            return out.squeeze(1), _map_state(final, lambda s: s.squeeze(1))
+        if self.batch_first:
+            out = out.transpose(0, 1)  # (B, T, D*O)
+        return out, final
+
+    def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """Advance one time step for streaming: ``x`` ``(B, I)`` -> ``(y (B, O), state)``.
+
+        Stepping through a sequence equals ``forward`` on it. Unidirectional layers only: a
+        backward direction needs the future.
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional layer: the backward direction reads the future")
+        if x.dim() != 2:
+            raise ValueError(f"step() expects x of shape (B, I), got {tuple(x.shape)}")
+        self._check_input(x)
+        B = x.shape[0]
+        if state is None:
+            state = self.init_state(B, device=x.device, dtype=x.dtype)
+        else:
+            self._check_state(state, B)
+        new_states = []
+        y = x
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                y = F.dropout(y, self.dropout, self.training)
+            y, s = self._cell(layer)(y, _index(state, layer))
+            new_states.append(s)
+        return y, _stack(new_states)
+
+    # --- paths -------------------------------------------------------------------------------
+
+    def _run_native(
+        self, x: Tensor, state: State, lengths: Tensor | None
+    ) -> tuple[Tensor, State]:
+        cells = self._all_cells()
+        op: str = getattr(cells[0], "native_op")
+        params: list[Tensor] = []
+        for c in cells:
+            noise = c.sample_noise(1, device=x.device, dtype=x.dtype) if self.training else None
+            params += c.native_params(noise) if noise is not None else c.native_params()
+        has_bias = bool(getattr(cells[0], "bias", True))
+        hx: Any = [state.h, state.c] if isinstance(state, LSTMState) else state
+        common = (has_bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        if lengths is None:
+            result = _NATIVE_OPS[op](x, hx, params, *common, False)
+            out, final = result[0], result[1:]
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            assert packed.sorted_indices is not None and packed.unsorted_indices is not None
+            hx = _map_hx(hx, lambda s: s.index_select(1, packed.sorted_indices))
+            result = _NATIVE_OPS[op](packed.data, packed.batch_sizes, hx, params, *common)
+            out_packed = PackedSequence(
+                result[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            )
+            out, _ = pad_packed_sequence(out_packed, total_length=x.shape[0])
+            final = tuple(s.index_select(1, packed.unsorted_indices) for s in result[1:])
+        if isinstance(state, LSTMState):
+            return out, LSTMState(final[0], final[1])
+        return out, final[0]
+
+    def _run_layers(
+        self, x: Tensor, state: State, lengths: Tensor | None, mask: Tensor | None, *, scan: bool
+    ) -> tuple[Tensor, State]:
+        D = self.num_directions
+        reverse_index = _reverse_index(x.shape[0], lengths, x.device) if D == 2 else None
+        finals: list[State] = []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                x = F.dropout(x, self.dropout, self.training)
+            outs = []
+            for d in range(D):
+                i = layer * D + d
+                cell = self._cell(i)
+                xs = x if d == 0 else _gather_time(x, reverse_index)
+                run = _run_scan if scan else _run_loop
+                out, final = run(cell, xs, _index(state, i), mask, lengths, self.training)
+                outs.append(out if d == 0 else _gather_time(out, reverse_index))
+                finals.append(final)
+            x = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*O)
+        return x, _stack(finals)
+
+    # --- checks at the boundary ----------------------------------------------------------------
+
+    def _check_input(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(
+                f"x must be floating point, got {x.dtype}; "
+                "embed token ids first (e.g. torch.nn.Embedding)"
+            )
+        if x.dim() not in (2, 3):
+            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            raise ValueError(
+                f"x must have rank 3 {layout} or 2 (T, I), got rank {x.dim()} {tuple(x.shape)}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x has {x.shape[-1]} features in its last dimension, "
+                f"the layer expects input_size={self.input_size}"
+            )
+        p = next(self.parameters())
+        if x.dtype != p.dtype:
+            raise ValueError(
+                f"x is {x.dtype} but the layer's parameters are {p.dtype}; convert one of them"
+            )
+        return x
+
+    def _check_lengths(self, lengths: Tensor, T: int, B: int) -> Tensor:
+        if not isinstance(lengths, Tensor):
+            lengths = torch.as_tensor(lengths)
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+            raise ValueError(f"lengths must be integers, got {lengths.dtype}")
+        if lengths.dim() != 1 or lengths.shape[0] != B:
+            raise ValueError(
+                f"lengths must have shape (B,) = ({B},) to match the batch, got {tuple(lengths.shape)}"
+            )
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1 or hi > T:
+            raise ValueError(f"lengths must be in [1, T={T}], got values from {lo} to {hi}")
+        return lengths.long()
+
+    def _check_state(self, state: State, B: int) -> None:
+        expected = self.init_state(B, device=torch.device("meta"))
+        if isinstance(expected, LSTMState) != isinstance(state, LSTMState):
+            kind = "LSTMState(h, c)" if isinstance(expected, LSTMState) else "a single tensor"
+            raise ValueError(f"state must be {kind} for this layer, got {type(state).__name__}")
+        pairs = (
+            [("h", state.h, expected.h), ("c", state.c, expected.c)]
+            if isinstance(state, LSTMState) and isinstance(expected, LSTMState)
+            else [("state", state, expected)]
+        )
+        for name, got, want in pairs:
+            assert isinstance(got, Tensor) and isinstance(want, Tensor)
+            if tuple(got.shape) != tuple(want.shape):
+                raise ValueError(
+                    f"{name} must have shape (L*D, B, size) = {tuple(want.shape)}, "
+                    f"got {tuple(got.shape)}"
+                )
+
+    def extra_repr(self) -> str:
+        return (
+            f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, "
+            f"dropout={self.dropout}, batch_first={self.batch_first}"
+        )
+
+
+# --- per-direction runners ---------------------------------------------------------------------
+
+
+def _run_loop(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    training: bool,
+) -> tuple[Tensor, State]:
+    """The reference: one ``cell.recur`` per step; masked steps keep the previous state."""
+    xp = cell.project_input(x)  # (T, B, G*H), all steps in one product
+    noise = cell.sample_noise(x.shape[1], device=x.device, dtype=x.dtype) if training else None
+    outs = []
+    # unbind, not xp[t]: indexing would give each step's backward a full-size zero gradient.
+    for t, xp_t in enumerate(xp.unbind(0)):
+        y, new = cell.recur(xp_t, state, noise)
+        if mask is not None:
+            m = mask[t][:, None]  # (B, 1)
+            new = _where_state(m, new, state)
+            y = torch.where(m, y, 0.0)
+        state = new
+        outs.append(y)
+    return torch.stack(outs), state
+
+
+def _run_scan(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    training: bool,
+) -> tuple[Tensor, State]:
+    assert isinstance(cell, ScanCell) and isinstance(state, Tensor)
+    h = cell.scan(cell.project_input(x), state)  # (T, B, H)
+    if mask is None or lengths is None:
+        return h, h[-1]
+    last = (lengths.to(x.device) - 1)[None, :, None].expand(1, *h.shape[1:])
+    final = h.gather(0, last).squeeze(0)
+    return torch.where(mask[..., None], h, 0.0), final
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _cell_factory(
+    cell: str | Callable[[int], RecurrentCell], hidden_size: int, options: dict[str, Any]
+) -> Callable[[int], RecurrentCell]:
+    if not isinstance(cell, str):
+        if options:
+            raise ValueError(f"cell options {sorted(options)} apply to named cells only")
+        return cell
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {sorted(CELLS)}")
+    cls = CELLS[cell]
+
+    def make(input_size: int) -> RecurrentCell:
+        try:
+            return cls(input_size, hidden_size, **options)
+        except TypeError as err:
+            import inspect
+
+            valid = [p for p in inspect.signature(cls).parameters if p not in ("input_size", "hidden_size")]
+            raise ValueError(f"{cell!r} cell: {err}; its options are {valid}") from None
+
+    return make
+
+
+def _reverse_index(T: int, lengths: Tensor | None, device: torch.device) -> Tensor:
+    """``(T, B)`` or ``(T, 1)`` time index that reverses each sequence within its own length."""
+    t = torch.arange(T, device=device)[:, None]  # (T, 1)
+    if lengths is None:
+        return T - 1 - t
+    n = lengths.to(device)[None, :]  # (1, B)
+    return torch.where(t < n, n - 1 - t, t)
+
+
+def _gather_time(x: Tensor, index: Tensor | None) -> Tensor:
+    assert index is not None
+    if index.shape[1] == 1:
+        return x.flip(0)
+    return x.gather(0, index[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def _index(state: State, i: int) -> State:
+    if isinstance(state, LSTMState):
+        return LSTMState(state.h[i], state.c[i])
+    return state[i]
+
+
+def _stack(states: Sequence[State]) -> State:
+    if isinstance(states[0], LSTMState):
+        return LSTMState(
+            torch.stack([s.h for s in states]),  # type: ignore[union-attr]
+            torch.stack([s.c for s in states]),  # type: ignore[union-attr]
+        )
+    return torch.stack(states)  # type: ignore[arg-type]
+
+
+def _map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
+    if isinstance(state, LSTMState):
+        return LSTMState(fn(state.h), fn(state.c))
+    return fn(state)
+
+
+def _map_hx(hx: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    return [fn(s) for s in hx] if isinstance(hx, list) else fn(hx)
+
+
+def _where_state(m: Tensor, new: State, old: State) -> State:
+    if isinstance(new, LSTMState) and isinstance(old, LSTMState):
+        return LSTMState(torch.where(m, new.h, old.h), torch.where(m, new.c, old.c))
+    assert isinstance(new, Tensor) and isinstance(old, Tensor)
+    return torch.where(m, new, old)

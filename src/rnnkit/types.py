@@ -1,0 +1,72 @@
+"""Shapes, named states and the batch type shared by every part of rnnkit.
+
+Shape glossary, used in every docstring and shape comment:
+
+    B  batch size            T  time steps (sequence length)
+    I  input features        H  hidden size
+    P  projected size (LSTM proj_size; P = H when there is no projection)
+    G  gates per cell (Elman 1, GRU 3, LSTM 4)
+    D  directions (1, or 2 when bidirectional)
+    L  stacked layers
+
+Tensors are time-major ``(T, B, ·)`` inside the library; ``batch_first=True`` layers take and return
+``(B, T, ·)`` and transpose once at the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple, TypeAlias
+
+from torch import Tensor
+
+
+class LSTMState(NamedTuple):
+    """The state of an LSTM: hidden ``h`` and cell ``c``.
+
+    For one cell both are ``(B, P)`` and ``(B, H)``; for a layer ``(L*D, B, P)`` and ``(L*D, B, H)``,
+    the layout of ``torch.nn.LSTM``'s ``(h_n, c_n)``.
+    """
+
+    h: Tensor
+    c: Tensor
+
+
+State: TypeAlias = Tensor | LSTMState
+"""A cell's or layer's recurrent state: one tensor (Elman, GRU, minGRU, minLSTM) or an LSTMState."""
+
+
+@dataclass
+class Batch:
+    """A padded batch of variable-length sequences.
+
+    **Fields:**
+    - ``x``: ``(B, T, I)`` float features or ``(B, T)`` integer token ids, padded after each length.
+    - ``lengths``: ``(B,)`` int64, the number of real steps of each sequence (on the CPU or x's device).
+    - ``y``: targets, shaped by the task (``(B,)`` for classification, ``(B, T, ·)`` for tagging), or None.
+    - ``mask``: ``(B, T)`` bool, True at real steps; derived from ``lengths`` when not given.
+    """
+
+    x: Tensor
+    lengths: Tensor
+    y: Tensor | None = None
+    mask: Tensor | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.mask is None:
+            import torch
+
+            steps = torch.arange(self.x.shape[1], device=self.lengths.device)
+            self.mask = steps[None, :] < self.lengths[:, None]
+
+    def to(self, device: str | object) -> Batch:
+        """Return a copy with every tensor moved to ``device``."""
+        return Batch(
+            x=self.x.to(device),  # type: ignore[arg-type]
+            lengths=self.lengths.to(device),  # type: ignore[arg-type]
+            y=None if self.y is None else self.y.to(device),  # type: ignore[arg-type]
+            mask=None if self.mask is None else self.mask.to(device),  # type: ignore[arg-type]
+        )
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
