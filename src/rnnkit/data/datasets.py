@@ -1,0 +1,339 @@
+"""The offline registry of real data sets: `load(name, **opts)` and `list_datasets()`.
+
+Every set is read from files that an installed package ships; nothing downloads. This module holds
+the registry and the numeric sets (sktime, statsmodels, scikit-learn); text, seq2seq and
+music sets live in `rnnkit.data._text_sets`, which registers itself on import. Origins and licences:
+``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from rnnkit.data._scalers import StandardScaler
+from rnnkit.data.batching import SequenceDataset
+from rnnkit.data.series import load_csv, prepare_forecasting, time_split
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a registered set is and where it comes from."""
+
+    name: str
+    task: str  # "classification", "forecasting", "anomaly", "language-model", "seq2seq", "music"
+    description: str
+    size: str
+    source: str  # the package and file it is read from
+    licence: str
+    extra: str = "datasets"  # the pip extra that installs its package
+
+
+@dataclass
+class DataSplits:
+    """Ready splits of one set. ``val`` is None where a set has no validation split by default."""
+
+    info: DatasetInfo
+    train: Any
+    val: Any | None
+    test: Any
+    meta: dict[str, Any] = field(default_factory=dict)  # classes, vocab, scaler, fitted state
+
+
+@dataclass
+class LabelledSeries:
+    """One long series with a label per step (anomaly detection)."""
+
+    x: Tensor  # (N, C) float32, scaled with training statistics
+    y: Tensor  # (N,) int64 labels
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+Loader = Callable[..., DataSplits]
+_REGISTRY: dict[str, tuple[DatasetInfo, Loader]] = {}
+
+
+def register(info: DatasetInfo) -> Callable[[Loader], Loader]:
+    """Decorator adding a loader under ``info.name``."""
+
+    def wrap(fn: Loader) -> Loader:
+        _REGISTRY[info.name] = (info, fn)
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Every registered set, sorted by name."""
+    _load_text_sets()
+    return [info for _, (info, _) in sorted(_REGISTRY.items())]
+
+
+def load(name: str, **opts: Any) -> DataSplits:
+    """Load the set ``name`` with its options (see each set's entry in ``docs/data.md``)."""
+    _load_text_sets()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; known: {sorted(_REGISTRY)}")
+    info, fn = _REGISTRY[name]
+    return fn(info, **opts)
+
+
+def _load_text_sets() -> None:
+    import rnnkit.data._text_sets  # noqa: F401  (registers on import)
+
+
+def package_dir(package: str) -> Path:
+    """A package's folder found without importing it; a `ValueError` says which extra installs
+    it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"package {package!r} is not installed; it ships this data set")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _seeded_split(
+    n: int, *, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
+
+
+# ---- sequence classification (sktime, official train/test splits) ----
+
+
+def _class_ids(labels: np.ndarray, classes: list[str]) -> list[int]:
+    table = {c: i for i, c in enumerate(classes)}
+    return [table[str(v)] for v in labels]
+
+
+def _sorted_classes(labels: np.ndarray) -> list[str]:
+    values = sorted({str(v) for v in labels})
+    return sorted(values, key=int) if all(v.lstrip("-").isdigit() for v in values) else values
+
+
+def _sktime_classification(
+    info: DatasetInfo, loader: str, *, scale: bool = True, val_fraction: float = 0.0, seed: int = 0
+) -> DataSplits:
+    import sktime.datasets
+
+    parts = {}
+    for split in ("train", "test"):
+        frame, labels = getattr(sktime.datasets, loader)(split=split, return_X_y=True)
+        seqs = [
+            np.stack(
+                [np.asarray(frame.iloc[i, j], dtype=np.float32) for j in range(frame.shape[1])], 1
+            )
+            for i in range(len(frame))
+        ]  # each (T_i, C)
+        parts[split] = (seqs, np.asarray(labels))
+    classes = _sorted_classes(parts["train"][1])
+    scaler = StandardScaler().fit(np.concatenate(parts["train"][0]))
+    out: dict[str, SequenceDataset] = {}
+    for split, (seqs, labels) in parts.items():
+        if scale:
+            seqs = [scaler.transform(s.astype(np.float64)).astype(np.float32) for s in seqs]
+        out[split] = SequenceDataset(
+            seqs, _class_ids(labels, classes), source=f"{info.name} {split}"
+        )
+    val = None
+    if val_fraction > 0:
+        train = out["train"]
+        keep, held, _ = _seeded_split(
+            len(train), val_fraction=val_fraction, test_fraction=0, seed=seed
+        )
+        val = _subset(train, held, f"{info.name} val")
+        out["train"] = _subset(train, keep, f"{info.name} train")
+    meta = {"classes": classes, "n_features": out["train"].sequences[0].shape[1], "scaler": scaler}
+    return DataSplits(info, out["train"], val, out["test"], meta)
+
+
+def _subset(data: SequenceDataset, idx: np.ndarray, source: str) -> SequenceDataset:
+    labels = None if data.labels is None else [data.labels[i] for i in idx]
+    return SequenceDataset([data.sequences[i] for i in idx], labels, source=source)
+
+
+_UCR = "UCR/UEA archive (free for research; cite the archive); bundled by sktime (BSD-3-Clause)"
+for _name, _loader, _desc, _size in [
+    (
+        "japanese_vowels",
+        "load_japanese_vowels",
+        "Nine speakers saying /ae/: 12 LPC cepstrum channels per frame; classify the speaker. "
+        "Variable length, kept as lengths.",
+        "270 train / 370 test, 12 channels, 7-29 steps, 9 classes",
+    ),
+    (
+        "basic_motions",
+        "load_basic_motions",
+        "Smart-watch accelerometer and gyroscope during four activities.",
+        "40 train / 40 test, 6 channels, 100 steps, 4 classes",
+    ),
+    (
+        "gunpoint",
+        "load_gunpoint",
+        "Hand x-position while drawing a gun or pointing a finger.",
+        "50 train / 150 test, 1 channel, 150 steps, 2 classes",
+    ),
+    (
+        "italy_power_demand",
+        "load_italy_power_demand",
+        "Daily Italian electricity demand curves; classify winter or summer months.",
+        "67 train / 1029 test, 1 channel, 24 steps, 2 classes",
+    ),
+]:
+    _info = DatasetInfo(_name, "classification", _desc, _size, f"sktime.datasets.{_loader}", _UCR)
+    register(_info)(lambda info, _l=_loader, **o: _sktime_classification(info, _l, **o))
+
+
+# ---- forecasting and anomaly detection ----
+
+
+def _forecast(
+    info: DatasetInfo,
+    frame: pd.DataFrame,
+    target: str,
+    defaults: dict[str, Any],
+    opts: dict[str, Any],
+) -> DataSplits:
+    data = prepare_forecasting(frame, targets=[target], **{**defaults, **opts})
+    return DataSplits(info, data.train, data.val, data.test, {"data": data, "scaler": data.scaler})
+
+
+@register(
+    DatasetInfo(
+        "sunspots",
+        "forecasting",
+        "Yearly mean sunspot numbers, 1700-2008.",
+        "309 steps, 1 channel",
+        "statsmodels.datasets.sunspots",
+        "public domain (NOAA / SIDC)",
+    )
+)
+def _sunspots(info: DatasetInfo, **opts: Any) -> DataSplits:
+    from statsmodels.datasets import sunspots
+
+    frame = sunspots.load_pandas().data.set_index("YEAR")[["SUNACTIVITY"]]
+    return _forecast(info, frame, "SUNACTIVITY", {"input_len": 20, "horizon": 1}, opts)
+
+
+@register(
+    DatasetInfo(
+        "co2",
+        "forecasting",
+        "Weekly atmospheric CO2 at Mauna Loa (ppm), 1958-2001; 59 gaps.",
+        "2284 steps, 1 channel",
+        "statsmodels.datasets.co2",
+        "public domain (Scripps / CDIAC)",
+    )
+)
+def _co2(info: DatasetInfo, **opts: Any) -> DataSplits:
+    from statsmodels.datasets import co2
+
+    frame = co2.load_pandas().data[["co2"]]
+    defaults = {"input_len": 52, "horizon": 1, "missing": "interpolate"}
+    return _forecast(info, frame, "co2", defaults, opts)
+
+
+@register(
+    DatasetInfo(
+        "airline",
+        "forecasting",
+        "Monthly international airline passengers (thousands), 1949-1960; test = last 24 months.",
+        "144 steps, 1 channel",
+        "sktime.datasets.load_airline",
+        "public domain (Box & Jenkins series G)",
+    )
+)
+def _airline(info: DatasetInfo, **opts: Any) -> DataSplits:
+    from sktime.datasets import load_airline
+
+    series = load_airline()
+    frame = pd.DataFrame({"passengers": series.to_numpy(dtype=np.float64)}, index=series.index)
+    defaults = {"input_len": 24, "horizon": 12, "val_size": 12, "test_size": 24}
+    return _forecast(info, frame, "passengers", defaults, opts)
+
+
+@register(
+    DatasetInfo(
+        "mitdb",
+        "anomaly",
+        "An ECG lead from the MIT-BIH Arrhythmia Database with a 0/1 anomaly label per sample.",
+        "7500 steps, 1 channel",
+        "sktime/datasets/data/mitdb/mitdb.csv (read as CSV)",
+        "ODC-By 1.0 (PhysioNet MIT-BIH); bundled by sktime (BSD-3-Clause)",
+    )
+)
+def _mitdb(info: DatasetInfo, *, val_size: float = 0.2, test_size: float = 0.2) -> DataSplits:
+    path = package_dir("sktime") / "datasets" / "data" / "mitdb" / "mitdb.csv"
+    frame = load_csv(path, target="data", numeric=["label"], missing="error")
+    parts = time_split(len(frame), val_size=val_size, test_size=test_size)
+    values = frame["data"].to_numpy(dtype=np.float64)[:, None]  # (N, 1)
+    labels = frame["label"].to_numpy()
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{path} column 'label': labels must be 0 or 1")
+    scaler = StandardScaler().fit(values[parts[0]])
+    scaled = torch.from_numpy(scaler.transform(values).astype(np.float32))
+    ys = torch.from_numpy(labels.astype(np.int64))
+    train, val, test = (LabelledSeries(scaled[p], ys[p]) for p in parts)
+    return DataSplits(info, train, val, test, {"scaler": scaler, "classes": ["normal", "anomaly"]})
+
+
+# ---- handwriting as sequences (scikit-learn digits) ----
+
+
+def _digits(
+    info: DatasetInfo,
+    steps: int,
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+) -> DataSplits:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.data / 16.0).astype(np.float32).reshape(len(bunch.data), steps, -1)  # (N, T, I)
+    labels = bunch.target.astype(np.int64)
+    parts = _seeded_split(
+        len(images), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+    )
+    train, val, test = (
+        SequenceDataset(list(images[idx]), labels[idx].tolist(), source=f"{info.name}")
+        for idx in parts
+    )
+    meta = {"classes": [str(d) for d in range(10)], "n_features": images.shape[2]}
+    return DataSplits(info, train, val, test, meta)
+
+
+_DIGITS_SRC = "sklearn.datasets.load_digits"
+_DIGITS_LICENCE = "CC BY 4.0 (UCI optical digits); bundled by scikit-learn (BSD-3-Clause)"
+register(
+    DatasetInfo(
+        "digits_rows",
+        "classification",
+        "8x8 handwritten digits read row by row.",
+        "1797 images, 8 steps x 8 features, 10 classes",
+        _DIGITS_SRC,
+        _DIGITS_LICENCE,
+    )
+)(lambda info, **o: _digits(info, 8, **o))
+register(
+    DatasetInfo(
+        "digits_pixels",
+        "classification",
+        "8x8 handwritten digits read pixel by pixel.",
+        "1797 images, 64 steps x 1 feature, 10 classes",
+        _DIGITS_SRC,
+        _DIGITS_LICENCE,
+    )
+)(lambda info, **o: _digits(info, 64, **o))
