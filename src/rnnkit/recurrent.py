@@ -6,8 +6,9 @@ dropout between layers, initial state, ``lengths`` of padded batches — and the
 - ``native``: the plain Elman/LSTM/GRU cells go to torch's fused kernels (``torch.lstm`` & co.,
   oneDNN on CPU, cuDNN on GPU) with the cells' own parameter tensors;
 - ``scan``: cells whose gates read ``x_t`` only (minGRU, minLSTM) run as one parallel scan;
-- ``loop``: everything else (layer norm, per-sequence recurrent dropout, zoneout, custom cells), and
-  any cell when ``force_loop=True`` — the reference every fast path is tested against.
+- ``loop``: everything else (layer norm, per-sequence recurrent dropout, zoneout, custom cells),
+  and any cell when ``force_loop=True`` — the reference every fast path is tested against. The
+  input half of every step (``W_ih x_t``) still runs as one product over all steps.
 
 ``last_path`` records which one ran and why, so a user who asked for a variant can see whether the
 fused kernel was kept.
@@ -107,7 +108,11 @@ class Recurrent(nn.Module):
         return isinstance(self._cell(0).init_state(1), LSTMState)
 
     def init_state(
-        self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> State:
         """Zeros in the layer's state layout for ``batch_size`` sequences."""
         return _stack(
@@ -169,7 +174,7 @@ class Recurrent(nn.Module):
         if path.startswith("native"):
             out, final = self._run_native(x, state, lengths)
         else:
-            out, final = self._run_layers(x, state, lengths, mask, scan=path == "scan")
+            out, final = self._run_layers(x, state, lengths, mask, path=path)
         self.last_path = f"{path} ({reason})"
         if unbatched:
             return out.squeeze(1), _map_state(final, lambda s: s.squeeze(1))
@@ -184,7 +189,9 @@ class Recurrent(nn.Module):
         backward direction needs the future.
         """
         if self.bidirectional:
-            raise ValueError("step() needs a unidirectional layer: the backward direction reads the future")
+            raise ValueError(
+                "step() needs a unidirectional layer: the backward direction reads the future"
+            )
         if x.dim() != 2:
             raise ValueError(f"step() expects x of shape (B, I), got {tuple(x.shape)}")
         self._check_input(x)
@@ -204,15 +211,13 @@ class Recurrent(nn.Module):
 
     # --- paths -------------------------------------------------------------------------------
 
-    def _run_native(
-        self, x: Tensor, state: State, lengths: Tensor | None
-    ) -> tuple[Tensor, State]:
+    def _run_native(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
         cells = self._all_cells()
-        op: str = getattr(cells[0], "native_op")
+        op = str(getattr(cells[0], "native_op", ""))
         params: list[Tensor] = []
         for c in cells:
             noise = c.sample_noise(1, device=x.device, dtype=x.dtype) if self.training else None
-            params += c.native_params(noise) if noise is not None else c.native_params()
+            params += c.native_params(noise)
         has_bias = bool(getattr(cells[0], "bias", True))
         hx: Any = [state.h, state.c] if isinstance(state, LSTMState) else state
         common = (has_bias, self.num_layers, self.dropout, self.training, self.bidirectional)
@@ -221,21 +226,23 @@ class Recurrent(nn.Module):
             out, final = result[0], result[1:]
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-            assert packed.sorted_indices is not None and packed.unsorted_indices is not None
-            hx = _map_hx(hx, lambda s: s.index_select(1, packed.sorted_indices))
+            order, unorder = packed.sorted_indices, packed.unsorted_indices
+            assert order is not None and unorder is not None
+            hx = _map_hx(hx, lambda s: s.index_select(1, order))
             result = _NATIVE_OPS[op](packed.data, packed.batch_sizes, hx, params, *common)
             out_packed = PackedSequence(
                 result[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
             )
             out, _ = pad_packed_sequence(out_packed, total_length=x.shape[0])
-            final = tuple(s.index_select(1, packed.unsorted_indices) for s in result[1:])
+            final = tuple(s.index_select(1, unorder) for s in result[1:])
         if isinstance(state, LSTMState):
             return out, LSTMState(final[0], final[1])
         return out, final[0]
 
     def _run_layers(
-        self, x: Tensor, state: State, lengths: Tensor | None, mask: Tensor | None, *, scan: bool
+        self, x: Tensor, state: State, lengths: Tensor | None, mask: Tensor | None, *, path: str
     ) -> tuple[Tensor, State]:
+        run = _RUNNERS[path]
         D = self.num_directions
         reverse_index = _reverse_index(x.shape[0], lengths, x.device) if D == 2 else None
         finals: list[State] = []
@@ -247,7 +254,6 @@ class Recurrent(nn.Module):
                 i = layer * D + d
                 cell = self._cell(i)
                 xs = x if d == 0 else _gather_time(x, reverse_index)
-                run = _run_scan if scan else _run_loop
                 out, final = run(cell, xs, _index(state, i), mask, lengths, self.training)
                 outs.append(out if d == 0 else _gather_time(out, reverse_index))
                 finals.append(final)
@@ -288,7 +294,8 @@ class Recurrent(nn.Module):
             raise ValueError(f"lengths must be integers, got {lengths.dtype}")
         if lengths.dim() != 1 or lengths.shape[0] != B:
             raise ValueError(
-                f"lengths must have shape (B,) = ({B},) to match the batch, got {tuple(lengths.shape)}"
+                f"lengths must have shape (B,) = ({B},) to match the batch, "
+                f"got {tuple(lengths.shape)}"
             )
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 1 or hi > T:
@@ -365,6 +372,9 @@ def _run_scan(
     return torch.where(mask[..., None], h, 0.0), final
 
 
+_RUNNERS = {"loop": _run_loop, "scan": _run_scan}
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 
@@ -385,7 +395,11 @@ def _cell_factory(
         except TypeError as err:
             import inspect
 
-            valid = [p for p in inspect.signature(cls).parameters if p not in ("input_size", "hidden_size")]
+            valid = [
+                p
+                for p in inspect.signature(cls).parameters
+                if p not in ("input_size", "hidden_size")
+            ]
             raise ValueError(f"{cell!r} cell: {err}; its options are {valid}") from None
 
     return make

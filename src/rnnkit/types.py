@@ -24,7 +24,7 @@ from torch import Tensor
 class LSTMState(NamedTuple):
     """The state of an LSTM: hidden ``h`` and cell ``c``.
 
-    For one cell both are ``(B, P)`` and ``(B, H)``; for a layer ``(L*D, B, P)`` and ``(L*D, B, H)``,
+    For one cell ``(B, P)`` and ``(B, H)``; for a layer ``(L*D, B, P)`` and ``(L*D, B, H)``,
     the layout of ``torch.nn.LSTM``'s ``(h_n, c_n)``.
     """
 
@@ -42,8 +42,8 @@ class Batch:
 
     **Fields:**
     - ``x``: ``(B, T, I)`` float features or ``(B, T)`` integer token ids, padded after each length.
-    - ``lengths``: ``(B,)`` int64, the number of real steps of each sequence (on the CPU or x's device).
-    - ``y``: targets, shaped by the task (``(B,)`` for classification, ``(B, T, ·)`` for tagging), or None.
+    - ``lengths``: ``(B,)`` int64, the number of real steps of each sequence.
+    - ``y``: targets shaped by the task (``(B,)`` classification, ``(B, T, ·)`` tagging), or None.
     - ``mask``: ``(B, T)`` bool, True at real steps; derived from ``lengths`` when not given.
     """
 

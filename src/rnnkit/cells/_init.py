@@ -33,5 +33,7 @@ def init_blocks(weight: Tensor, gates: int, scheme: str, *, field: str) -> None:
                 nn.init.uniform_(block, -bound, bound)
             else:
                 if block.shape[0] != block.shape[1]:
-                    raise ValueError(f"{field}='identity' needs square blocks, got {tuple(block.shape)}")
+                    raise ValueError(
+                        f"{field}='identity' needs square blocks, got {tuple(block.shape)}"
+                    )
                 block.copy_(torch.eye(block.shape[0], dtype=block.dtype))

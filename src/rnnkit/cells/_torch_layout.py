@@ -16,7 +16,7 @@ from rnnkit.cells.base import RecurrentCell
 
 
 class TorchLayoutCell(RecurrentCell):
-    """Shared parameters, initialisation, recurrent dropout and layer norm of the torch-style cells."""
+    """Parameters, initialisation, recurrent dropout and layer norm of the torch-style cells."""
 
     gates: int  # G, set by each subclass
 
@@ -88,7 +88,7 @@ class TorchLayoutCell(RecurrentCell):
         return 0.0 if self.bias_ih is None else self.bias_ih
 
     def project_hidden(self, h: Tensor, noise: Tensor | None) -> Tensor:
-        """The recurrent half of the gate pre-activations, ``W_hh (h * mask) + b_hh``: ``(B, G*H)``."""
+        """The recurrent half of the gate pre-activations, ``W_hh (h * mask) + b_hh``."""
         if noise is not None:
             h = h * noise
         if self.ln_hh is None:

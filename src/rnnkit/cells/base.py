@@ -31,7 +31,8 @@ class RecurrentCell(nn.Module, ABC):
 
     **Attributes:**
     - ``input_size`` (I), ``hidden_size`` (H).
-    - ``output_size``: the size of ``y_t`` and of the state's ``h`` (P for a projected LSTM, else H).
+    - ``output_size``: the size of ``y_t`` and of the state's ``h`` (P for LSTM with projection,
+      else H).
     - ``kind``: the family name used by ``Recurrent("kind", ...)``.
     """
 
@@ -45,7 +46,11 @@ class RecurrentCell(nn.Module, ABC):
 
     @abstractmethod
     def init_state(
-        self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> State:
         """Zeros shaped like this cell's state for ``batch_size`` sequences."""
 
@@ -63,22 +68,22 @@ class RecurrentCell(nn.Module, ABC):
     def sample_noise(
         self, batch_size: int, *, device: torch.device, dtype: torch.dtype
     ) -> Tensor | None:
-        """A recurrent-dropout mask for one sequence (training only); None when the cell has none."""
+        """A recurrent-dropout mask for one sequence (training only), or None."""
         return None
 
     def native_blocker(self) -> str | None:
         """None when torch's fused kernel computes this cell exactly; else the reason it cannot."""
         return f"{type(self).__name__} has no fused torch kernel"
 
-    def native_params(self) -> list[Tensor]:
+    def native_params(self, noise: Tensor | None = None) -> list[Tensor]:
         """The parameter tensors in the order torch's fused kernel takes them."""
         raise NotImplementedError(f"{type(self).__name__} has no fused torch kernel")
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One step. ``x`` is ``(B, I)``; ``state`` defaults to zeros. Returns ``(y_t, state)``.
 
-        Called alone in training mode, a cell with recurrent dropout draws a fresh mask for this step;
-        the ``Recurrent`` layer draws one per sequence.
+        Called alone in training mode, a cell with recurrent dropout draws a fresh mask for this
+        step; the ``Recurrent`` layer draws one per sequence.
         """
         if state is None:
             state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)

@@ -59,7 +59,11 @@ class ElmanCell(TorchLayoutCell):
         return f"rnn_{self.nonlinearity}"
 
     def init_state(
-        self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> Tensor:
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
 

@@ -31,8 +31,10 @@ class LSTMCell(TorchLayoutCell):
 
     Options (keyword-only):
     - ``proj_size`` P: LSTMP (Sak et al. 2014), ``h`` is ``(B, P)``; same weights as torch's.
-    - ``layer_norm``: Ba et al. 2016 — ``LN(W_ih x) + LN(W_hh h) + b`` and ``h_t = o * tanh(LN(c_t))``.
-    - ``recurrent_dropout`` p: Gal & Ghahramani 2016, a mask on ``h_{t-1}`` fixed over the sequence.
+    - ``layer_norm``: Ba et al. 2016 — ``LN(W_ih x) + LN(W_hh h) + b`` and
+      ``h_t = o * tanh(LN(c_t))``.
+    - ``recurrent_dropout`` p: Gal & Ghahramani 2016, a mask on ``h_{t-1}`` fixed over the
+      sequence.
     - ``zoneout`` p: Krueger et al. 2017, on both ``c`` and ``h``.
     - ``forget_bias`` (default 1.0, Jozefowicz et al. 2015), ``recurrent_init`` (default
       "orthogonal"), ``input_init`` (default "xavier_uniform").
@@ -60,7 +62,9 @@ class LSTMCell(TorchLayoutCell):
         input_init: str = "xavier_uniform",
     ) -> None:
         if proj_size < 0 or proj_size >= hidden_size:
-            raise ValueError(f"proj_size must be in [0, hidden_size={hidden_size}), got {proj_size}")
+            raise ValueError(
+                f"proj_size must be in [0, hidden_size={hidden_size}), got {proj_size}"
+            )
         if not 0.0 <= zoneout < 1.0:
             raise ValueError(f"zoneout must be in [0, 1), got {zoneout}")
         super().__init__(
@@ -99,7 +103,11 @@ class LSTMCell(TorchLayoutCell):
         return self.proj_size or self.hidden_size
 
     def init_state(
-        self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> LSTMState:
         h = torch.zeros(batch_size, self.output_size, device=device, dtype=dtype)
         c = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)

@@ -25,7 +25,9 @@ def g(x: Tensor) -> Tensor:
 
 def log_g(x: Tensor) -> Tensor:
     """``log(g(x))`` without forming ``g`` (stable for very negative ``x``)."""
-    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+    # logsigmoid, not -softplus(-x): softplus returns its input past threshold=20, dropping
+    # log1p(exp(-20)) ~ 2e-9, an error float64 can see.
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), F.logsigmoid(x))
 
 
 class _MinimalCell(ScanCell):
@@ -57,7 +59,11 @@ class _MinimalCell(ScanCell):
             nn.init.zeros_(self.bias_ih)
 
     def init_state(
-        self, batch_size: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+        self,
+        batch_size: int,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> Tensor:
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
 
@@ -100,7 +106,7 @@ class MinGRUCell(_MinimalCell):
 
     def _log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         k, u = xp.chunk(2, dim=-1)
-        return -F.softplus(k), -F.softplus(-k) + log_g(u)
+        return F.logsigmoid(-k), F.logsigmoid(k) + log_g(u)
 
 
 class MinLSTMCell(_MinimalCell):
@@ -120,5 +126,5 @@ class MinLSTMCell(_MinimalCell):
 
     def _log_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
         p_f, p_i, u = xp.chunk(3, dim=-1)
-        d = F.softplus(-p_f) - F.softplus(-p_i)
-        return -F.softplus(d), -F.softplus(-d) + log_g(u)
+        d = F.logsigmoid(p_i) - F.logsigmoid(p_f)  # softplus(-p_f) - softplus(-p_i)
+        return F.logsigmoid(-d), F.logsigmoid(d) + log_g(u)
