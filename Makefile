@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m rnnkit.demo
+	$(BIN)/python -m rnnkit.demo_lm
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,5 @@
-"""Shared test fixtures: every test starts from a fixed seed; hypothesis profiles sized for 2 CPU cores."""
+"""Shared test fixtures: every test starts from a fixed seed; hypothesis profiles sized for 2 CPU
+cores."""
 
 from __future__ import annotations
 

@@ -56,6 +56,12 @@ class Recurrent(nn.Module):
     - output: ``(T, B, D*O)`` (``(B, T, D*O)`` when ``batch_first``), zero past each length.
     """
 
+    scan_cpu_max_width: int = 1024
+    """On the CPU, scan cells run the parallel scan only while ``B * H`` is at most this; wider
+    batches run the step loop, whose per-step cost is then the same elementwise work without the
+    scan's extra passes (measured on 2 cores: ``benchmarks/scan_crossover.py``). On CUDA the scan
+    always runs."""
+
     def __init__(
         self,
         cell: str | Callable[[int], RecurrentCell],
@@ -83,6 +89,7 @@ class Recurrent(nn.Module):
             cells += layer_cells
             size = directions * layer_cells[0].output_size
         self.cells = nn.ModuleList(cells)
+        self._cell_list = cells  # the same modules as a plain list: streaming steps index it
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -92,6 +99,7 @@ class Recurrent(nn.Module):
         self.batch_first = batch_first
         self.force_loop = force_loop
         self.last_path: str = "not run yet"
+        self._widths: tuple[bool, list[int]] | None = None
 
     @property
     def output_size(self) -> int:
@@ -99,9 +107,14 @@ class Recurrent(nn.Module):
         return self.num_directions * self._cell(0).output_size
 
     def _cell(self, i: int) -> RecurrentCell:
-        cell = self.cells[i]
+        cell = self.cells._modules[str(i)]  # a dict lookup: ModuleList indexing is slow per step
         assert isinstance(cell, RecurrentCell)
         return cell
+
+    def _dtype(self) -> torch.dtype:
+        """The parameters' dtype (from the first cell's input weight when it has one)."""
+        w = getattr(self._cell_list[0], "weight_ih", None)
+        return w.dtype if isinstance(w, Tensor) else next(self.parameters()).dtype
 
     @property
     def is_lstm_state(self) -> bool:
@@ -122,12 +135,21 @@ class Recurrent(nn.Module):
     def _all_cells(self) -> list[RecurrentCell]:
         return [self._cell(i) for i in range(len(self.cells))]
 
-    def plan(self) -> tuple[str, str]:
-        """The path the next ``forward`` will take in the current mode, and why."""
+    def plan(self, batch_size: int | None = None) -> tuple[str, str]:
+        """The path the next ``forward`` will take in the current mode, and why.
+
+        ``batch_size`` matters only for scan cells on the CPU (see ``scan_cpu_max_width``).
+        """
         cells = self._all_cells()
         if self.force_loop:
             return "loop", "force_loop=True"
         if all(isinstance(c, ScanCell) for c in cells):
+            width = (batch_size or 1) * self.hidden_size
+            if not self._on_cuda() and width > self.scan_cpu_max_width:
+                return "loop", (
+                    f"scan cell on CPU with B*H = {width} > scan_cpu_max_width = "
+                    f"{self.scan_cpu_max_width}: the step loop is faster here"
+                )
             return "scan", "gates read x_t only: parallel scan (log space, chunked)"
         blockers = [b for b in (c.native_blocker() for c in cells) if b]
         if not blockers:
@@ -147,13 +169,15 @@ class Recurrent(nn.Module):
         self, x: Tensor, state: State | None = None, *, lengths: Tensor | None = None
     ) -> tuple[Tensor, State]:
         """Run the whole sequence. See the class docstring for shapes."""
-        unbatched = x.dim() == 2
         x = self._check_input(x)
+        unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(1)  # (T, 1, I)
         elif self.batch_first:
             x = x.transpose(0, 1)  # (T, B, I)
         T, B = x.shape[0], x.shape[1]
+        if T == 0:
+            raise ValueError(f"x has no time steps: shape {tuple(x.shape)}")
         if unbatched and state is not None:
             state = _map_state(state, lambda s: s.unsqueeze(1))
         mask = None
@@ -170,7 +194,7 @@ class Recurrent(nn.Module):
             state = self.init_state(B, device=x.device, dtype=x.dtype)
         else:
             self._check_state(state, B)
-        path, reason = self.plan()
+        path, reason = self.plan(B)
         if path.startswith("native"):
             out, final = self._run_native(x, state, lengths)
         else:
@@ -192,20 +216,26 @@ class Recurrent(nn.Module):
             raise ValueError(
                 "step() needs a unidirectional layer: the backward direction reads the future"
             )
-        if x.dim() != 2:
-            raise ValueError(f"step() expects x of shape (B, I), got {tuple(x.shape)}")
-        self._check_input(x)
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"step() expects x of shape (B, I), got {shape}")
+        cells = self._cell_list
+        if x.shape[1] != self.input_size or x.dtype != self._dtype():
+            self._check_input(x)  # raises with the exact reason
         B = x.shape[0]
         if state is None:
             state = self.init_state(B, device=x.device, dtype=x.dtype)
         else:
             self._check_state(state, B)
+        if len(cells) == 1:  # the common streaming case: no stacking copies
+            y, s = cells[0](x, _index(state, 0))
+            return y, _map_state(s, lambda t: t.unsqueeze(0))
         new_states = []
         y = x
-        for layer in range(self.num_layers):
+        for layer, cell in enumerate(cells):
             if layer > 0 and self.dropout > 0:
                 y = F.dropout(y, self.dropout, self.training)
-            y, s = self._cell(layer)(y, _index(state, layer))
+            y, s = cell(y, _index(state, layer))
             new_states.append(s)
         return y, _stack(new_states)
 
@@ -280,10 +310,10 @@ class Recurrent(nn.Module):
                 f"x has {x.shape[-1]} features in its last dimension, "
                 f"the layer expects input_size={self.input_size}"
             )
-        p = next(self.parameters())
-        if x.dtype != p.dtype:
+        dtype = self._dtype()
+        if x.dtype != dtype:
             raise ValueError(
-                f"x is {x.dtype} but the layer's parameters are {p.dtype}; convert one of them"
+                f"x is {x.dtype} but the layer's parameters are {dtype}; convert one of them"
             )
         return x
 
@@ -302,23 +332,50 @@ class Recurrent(nn.Module):
             raise ValueError(f"lengths must be in [1, T={T}], got values from {lo} to {hi}")
         return lengths.long()
 
+    def _state_widths(self) -> tuple[bool, list[int]]:
+        """Whether the state is an LSTMState, and the last-dimension size of each of its parts;
+        read once from a meta-device state, so checking a streaming step allocates nothing."""
+        if self._widths is None:
+            s = self._cell(0).init_state(1, device=torch.device("meta"))
+            parts = [s.h, s.c] if isinstance(s, LSTMState) else [s]
+            self._widths = (isinstance(s, LSTMState), [int(p.shape[-1]) for p in parts])
+        return self._widths
+
     def _check_state(self, state: State, B: int) -> None:
-        expected = self.init_state(B, device=torch.device("meta"))
-        if isinstance(expected, LSTMState) != isinstance(state, LSTMState):
-            kind = "LSTMState(h, c)" if isinstance(expected, LSTMState) else "a single tensor"
+        is_lstm, widths = self._state_widths()
+        n, dtype = len(self._cell_list), self._dtype()
+        # Fast exit for a well-formed state (every streaming step comes here).
+        if is_lstm and isinstance(state, LSTMState):
+            h, c = state
+            if (
+                isinstance(h, Tensor)
+                and isinstance(c, Tensor)
+                and h.shape == (n, B, widths[0])
+                and c.shape == (n, B, widths[1])
+                and h.dtype == dtype
+                and c.dtype == dtype
+            ):
+                return
+        elif (
+            not is_lstm
+            and isinstance(state, Tensor)
+            and state.shape == (n, B, widths[0])
+            and state.dtype == dtype
+        ):
+            return
+        if is_lstm != isinstance(state, LSTMState):
+            kind = "LSTMState(h, c)" if is_lstm else "a single tensor"
             raise ValueError(f"state must be {kind} for this layer, got {type(state).__name__}")
-        pairs = (
-            [("h", state.h, expected.h), ("c", state.c, expected.c)]
-            if isinstance(state, LSTMState) and isinstance(expected, LSTMState)
-            else [("state", state, expected)]
+        names, parts = (
+            (("h", "c"), state) if isinstance(state, LSTMState) else (("state",), [state])
         )
-        for name, got, want in pairs:
-            assert isinstance(got, Tensor) and isinstance(want, Tensor)
-            if tuple(got.shape) != tuple(want.shape):
-                raise ValueError(
-                    f"{name} must have shape (L*D, B, size) = {tuple(want.shape)}, "
-                    f"got {tuple(got.shape)}"
-                )
+        for name, got, width in zip(names, parts, widths, strict=True):
+            want = (n, B, width)
+            if not isinstance(got, Tensor) or tuple(got.shape) != want:
+                shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+                raise ValueError(f"{name} must have shape (L*D, B, size) = {want}, got {shape}")
+            if got.dtype != dtype:
+                raise ValueError(f"{name} is {got.dtype} but the layer's parameters are {dtype}")
 
     def extra_repr(self) -> str:
         return (
@@ -416,9 +473,8 @@ def _reverse_index(T: int, lengths: Tensor | None, device: torch.device) -> Tens
 
 def _gather_time(x: Tensor, index: Tensor | None) -> Tensor:
     assert index is not None
-    if index.shape[1] == 1:
-        return x.flip(0)
-    return x.gather(0, index[..., None].expand(-1, -1, x.shape[-1]))
+    # Not "index.shape[1] == 1 -> flip": a batch of one with a length < T also has one column.
+    return x.gather(0, index[..., None].expand(-1, x.shape[1], x.shape[-1]))
 
 
 def _index(state: State, i: int) -> State:

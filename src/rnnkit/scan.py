@@ -7,8 +7,9 @@ With ``a_t`` in (0, 1) and ``b_t > 0`` given as logarithms, the closed form (Hei
 computes every ``h_t`` with two cumulative operations instead of T sequential steps. Over long
 sequences ``a*`` grows without bound and ``a*_t + (...)`` cancels catastrophically in float32, so
 the sequence is cut into chunks: the closed form runs within each chunk (all chunks at once) and
-only the chunk boundaries are carried sequentially, ``T / chunk`` cheap steps. The initial state
-``h0`` may have any sign: its contribution ``exp(a*_t) * h0`` is added outside the logarithm.
+only the chunk boundaries are carried sequentially, ``T / chunk`` steps on ``(B, H)`` tensors.
+The initial state ``h0`` may have any sign: its contribution ``exp(a*_t) * h0`` is added outside
+the logarithm.
 
 ``sequential_scan`` is the slow reference that tests hold the fast path to.
 """
@@ -50,13 +51,15 @@ def parallel_scan_log(
     a_star = torch.cumsum(log_a, dim=1)
     local = torch.exp(a_star + torch.logcumsumexp(log_b - a_star, dim=1))  # h within a chunk from 0
     decay = torch.exp(a_star)  # (N, C, *S): product of a over the chunk so far
+    # Only chunk boundaries are sequential, on small (*S) tensors: the state entering chunk k.
+    # unbind, not [k]: indexing would give each step's backward a full-size zero gradient.
     carry = log_a.new_zeros(rest) if h0 is None else h0
-    pieces = []
-    for k in range(n):
-        piece = local[k] + decay[k] * carry
-        pieces.append(piece)
-        carry = piece[-1]
-    return torch.cat(pieces)[:T]
+    entering = []
+    for end_local, end_decay in zip(local[:, -1].unbind(0), decay[:, -1].unbind(0), strict=True):
+        entering.append(carry)
+        carry = end_local + end_decay * carry
+    h = local + decay * torch.stack(entering)[:, None]  # (N, C, *S)
+    return h.reshape(n * chunk, *rest)[:T]
 
 
 def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:

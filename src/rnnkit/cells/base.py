@@ -90,7 +90,14 @@ class RecurrentCell(nn.Module, ABC):
         noise = (
             self.sample_noise(x.shape[0], device=x.device, dtype=x.dtype) if self.training else None
         )
+        if noise is None and self.native_blocker() is None:
+            return self.native_step(x, state)
         return self.recur(self.project_input(x), state, noise)
+
+    def native_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step through torch's fused cell kernel (``torch.lstm_cell`` & co.); exactly
+        ``recur(project_input(x), state)`` for a cell whose ``native_blocker()`` is None."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused torch cell kernel")
 
 
 class ScanCell(RecurrentCell):

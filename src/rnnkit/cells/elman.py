@@ -67,6 +67,12 @@ class ElmanCell(TorchLayoutCell):
     ) -> Tensor:
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
 
+    def native_step(self, x: Tensor, state: State) -> tuple[Tensor, Tensor]:
+        assert isinstance(state, Tensor)
+        op = torch.rnn_tanh_cell if self.nonlinearity == "tanh" else torch.rnn_relu_cell
+        h = op(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h, h
+
     def recur(self, xp: Tensor, state: State, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         assert isinstance(state, Tensor)
         pre = xp + self.project_hidden(state, noise)

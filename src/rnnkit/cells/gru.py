@@ -66,6 +66,11 @@ class GRUCell(TorchLayoutCell):
     ) -> Tensor:
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
 
+    def native_step(self, x: Tensor, state: State) -> tuple[Tensor, Tensor]:
+        assert isinstance(state, Tensor)
+        h = torch.gru_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h, h
+
     def recur(self, xp: Tensor, state: State, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         assert isinstance(state, Tensor)
         x_r, x_z, x_n = xp.chunk(3, dim=-1)

@@ -113,6 +113,15 @@ class LSTMCell(TorchLayoutCell):
         c = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return LSTMState(h, c)
 
+    def native_step(self, x: Tensor, state: State) -> tuple[Tensor, LSTMState]:
+        assert isinstance(state, LSTMState)
+        if self.weight_hr is not None:  # torch.lstm_cell has no projection
+            return self.recur(self.project_input(x), state)
+        h, c = torch.lstm_cell(
+            x, [state.h, state.c], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        )
+        return h, LSTMState(h, c)
+
     def recur(
         self, xp: Tensor, state: State, noise: Tensor | None = None
     ) -> tuple[Tensor, LSTMState]:

@@ -1,0 +1,439 @@
+"""Speed benchmark: rnnkit's ``Recurrent`` against ``torch.nn``, same process, same data.
+
+Question: how fast is each cell (and each LSTM variant) through its dispatched path, forward and
+forward+backward, and how much memory does it take, relative to torch's own module? And how long
+does one streaming step take against ``nn.LSTMCell``/``GRUCell``/``RNNCell``?
+
+Every figure is a median over interleaved repeats (ours, reference, ours, ...) after warm-up, so a
+noisy neighbour slows both sides alike. Ratios are oriented so that higher is better everywhere:
+``ratio = ours_tokens_per_s / reference_tokens_per_s`` (equivalently reference time / ours),
+``ratio = reference_latency_us / latency_us`` for steps, and ``mem_ratio`` = reference / ours
+peak memory.
+
+Writes a JSON list of records to ``benchmarks/results/speed-<device>.json`` (atomically);
+``benchmarks/report.py`` turns it into the README table.
+
+    .venv/bin/python benchmarks/speed.py                 # full run, ~6-8 min on 2 CPU cores
+    .venv/bin/python benchmarks/speed.py --quick --out /tmp/speed.json   # smoke test, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
+
+from rnnkit import Recurrent
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One sequence shape: batch B, steps T, input I, hidden H, layers L."""
+
+    tag: str
+    B: int
+    T: int
+    I: int  # noqa: E741
+    H: int
+    L: int
+    repeats: int  # timed repeats per side; fewer on the big cases keeps the run under 10 min
+
+    def name(self, cell: str) -> str:
+        return f"{cell}-B{self.B}-T{self.T}-I{self.I}-H{self.H}-L{self.L}"
+
+
+CASES = [
+    Case("small", B=32, T=128, I=64, H=128, L=1, repeats=9),
+    Case("medium", B=64, T=256, I=256, H=256, L=2, repeats=3),
+    Case("long", B=16, T=2048, I=128, H=128, L=1, repeats=3),
+]
+QUICK_CASES = [Case("quick", B=4, T=16, I=8, H=16, L=1, repeats=1)]
+STEP_B, STEP_I, STEP_H = 1, 256, 256
+
+
+@dataclass(frozen=True)
+class Config:
+    """One layer under test and the torch.nn module it is measured against."""
+
+    cell: str
+    variant: str
+    options: tuple[tuple[str, Any], ...]
+    reference: str  # "LSTM" | "GRU" | "RNN": the torch.nn class
+
+
+CONFIGS = [
+    Config("rnn", "plain", (), "RNN"),
+    Config("lstm", "plain", (), "LSTM"),
+    Config("gru", "plain", (), "GRU"),
+    Config("lstm", "layernorm", (("layer_norm", True),), "LSTM"),
+    Config("lstm", "recurrent_dropout", (("recurrent_dropout", 0.25),), "LSTM"),
+    Config(
+        "lstm",
+        "recurrent_dropout_shared",
+        (("recurrent_dropout", 0.25), ("recurrent_dropout_shared", True)),
+        "LSTM",
+    ),
+    Config("lstm", "zoneout", (("zoneout", 0.1),), "LSTM"),
+    Config("mingru", "plain", (), "GRU"),
+    Config("minlstm", "plain", (), "GRU"),
+    Config("minlstm", "plain", (), "LSTM"),
+]
+STEP_REFERENCE = {"rnn": "RNNCell", "lstm": "LSTMCell", "gru": "GRUCell", "mingru": "GRUCell"}
+STEP_REFERENCE["minlstm"] = "LSTMCell"
+
+
+def target(cell: str, variant: str, mode: str, case: Case | None, reference: str) -> float | None:
+    """The issue's target ratio for a record, None where the issue sets none."""
+    if mode == "step":
+        return 1.0 if cell == "lstm" and variant == "plain" else None
+    if variant == "plain" and cell in ("rnn", "lstm", "gru"):
+        return 1.0
+    if cell == "lstm" and variant in ("layernorm", "recurrent_dropout", "recurrent_dropout_shared"):
+        return 0.8
+    is_long = case is not None and case.T >= 2048
+    if cell == "mingru" and mode == "fwdbwd" and is_long and reference.endswith("GRU"):
+        return 10.0
+    return None
+
+
+# --- measurement --------------------------------------------------------------------------------
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def interleaved_medians(
+    ours: Callable[[], object],
+    ref: Callable[[], object],
+    device: torch.device,
+    *,
+    warmup: int,
+    repeats: int,
+) -> tuple[float, float]:
+    """Median seconds of each after ``warmup`` untimed calls of each, timed alternately."""
+    for _ in range(warmup):
+        ours()
+        ref()
+    t_ours, t_ref = [], []
+    for _ in range(repeats):
+        t_ours.append(timed(ours, device))
+        t_ref.append(timed(ref, device))
+    return statistics.median(t_ours), statistics.median(t_ref)
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak bytes allocated above the starting level while ``fn`` runs, in MiB.
+
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: the profiler's allocator events
+    (``profile_memory=True``): every tensor allocation and free by torch's CPU allocator, summed in
+    time order; the peak of that running sum. It counts tensors torch allocates (activations saved
+    for backward, gradients, workspaces made as tensors), not the Python heap or library-internal
+    scratch that bypasses torch's allocator.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    assert prof.profiler is not None
+    events = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]"
+    )
+    current = peak = 0
+    for _, nbytes in events:
+        current += nbytes
+        peak = max(peak, current)
+    return peak / 2**20
+
+
+PEAK_MEM_METHOD = {
+    "cpu": "torch.profiler profile_memory: peak of the running sum of torch CPU allocator "
+    "allocations/frees during one call, above the level before it (tensors only)",
+    "cuda": "torch.cuda.max_memory_allocated during one call, above memory_allocated before it",
+}
+
+
+# --- the two sides -------------------------------------------------------------------------------
+
+
+def make_pair(config: Config, case: Case, device: torch.device) -> tuple[Recurrent, nn.Module]:
+    ours = Recurrent(config.cell, case.I, case.H, num_layers=case.L, **dict(config.options))
+    ref_cls: type[nn.Module] = getattr(nn, config.reference)
+    ref = ref_cls(case.I, case.H, num_layers=case.L)
+    if config.cell == config.reference.lower():
+        load_torch_weights(ours, ref)
+    return ours.to(device), ref.to(device)
+
+
+def load_torch_weights(ours: Recurrent, ref: nn.Module) -> None:
+    """Copy torch.nn's ``weight_ih_l{k}`` & co. into the matching cells (same layout and names)."""
+    with torch.no_grad():
+        for name, value in ref.named_parameters():
+            base, layer = name.rsplit("_l", 1)
+            cell = ours.cells[int(layer.removesuffix("_reverse"))]
+            getattr(cell, base).copy_(value)
+
+
+def step_fn(module: nn.Module, x: Tensor, grad: Tensor | None) -> Callable[[], object]:
+    """One forward (``grad`` None, under no_grad) or forward+backward of ``module`` on ``x``."""
+    params = list(module.parameters())
+
+    def fwd() -> object:
+        with torch.no_grad():
+            return module(x)
+
+    def fwdbwd() -> object:
+        for p in params:
+            p.grad = None
+        out, _ = module(x)
+        out.backward(grad)
+        return None
+
+    return fwd if grad is None else fwdbwd
+
+
+def bench_sequence(
+    config: Config, case: Case, mode: str, device: torch.device, quick: bool
+) -> dict[str, Any]:
+    torch.manual_seed(0)
+    ours, ref = make_pair(config, case, device)
+    # Train mode in both modes, so dropout and zoneout variants do their work; nn.RNN/LSTM/GRU
+    # with dropout=0 compute the same in either mode.
+    ours.train()
+    ref.train()
+    x = torch.randn(case.T, case.B, case.I, device=device)  # (T, B, I)
+    grad = torch.randn(case.T, case.B, case.H, device=device) if mode == "fwdbwd" else None
+    f_ours, f_ref = step_fn(ours, x, grad), step_fn(ref, x, grad)
+    warmup = 1 if quick or case.T * case.B * case.L > 40_000 else 2
+    t_ours, t_ref = interleaved_medians(f_ours, f_ref, device, warmup=warmup, repeats=case.repeats)
+    path = ours.last_path
+    tokens = case.B * case.T
+    mem_ours, mem_ref = peak_memory_mb(f_ours, device), peak_memory_mb(f_ref, device)
+    rec = base_record(config.cell, config.variant, mode, case.name(config.cell), device)
+    rec.update(
+        path=path,
+        shape={"B": case.B, "T": case.T, "I": case.I, "H": case.H, "L": case.L},
+        options=dict(config.options),
+        training=True,
+        reference=f"torch.nn.{config.reference}",
+        tokens_per_s=tokens / t_ours,
+        reference_tokens_per_s=tokens / t_ref,
+        ratio=t_ref / t_ours,
+        seconds=t_ours,
+        reference_seconds=t_ref,
+        repeats=case.repeats,
+        peak_mem_mb=mem_ours,
+        reference_peak_mem_mb=mem_ref,
+        mem_ratio=mem_ref / mem_ours if mem_ours > 0 else None,
+    )
+    return with_target(rec, case, config.reference)
+
+
+def bench_step(cell: str, device: torch.device, quick: bool) -> dict[str, Any]:
+    """Streaming: ``layer.step`` one token at a time (eval, no grad) against torch's cell module."""
+    torch.manual_seed(0)
+    B, I, H = STEP_B, STEP_I, STEP_H  # noqa: E741
+    ours = Recurrent(cell, I, H).to(device).eval()
+    ref_name = STEP_REFERENCE[cell]
+    ref = getattr(nn, ref_name)(I, H).to(device).eval()
+    n = 5 if quick else 500
+    xs = torch.randn(n, B, I, device=device).unbind(0)
+    lstm_state = ref_name == "LSTMCell"
+
+    def run_ours() -> None:
+        state = ours.init_state(B, device=device)
+        with torch.no_grad():
+            for x_t in xs:
+                _, state = ours.step(x_t, state)
+
+    def run_ref() -> None:
+        h = torch.zeros(B, H, device=device)
+        state: Any = (h, h) if lstm_state else h
+        with torch.no_grad():
+            for x_t in xs:
+                state = ref(x_t, state)
+
+    repeats = 1 if quick else 9
+    t_ours, t_ref = interleaved_medians(run_ours, run_ref, device, warmup=1, repeats=repeats)
+    lat, ref_lat = t_ours / n * 1e6, t_ref / n * 1e6
+    rec = base_record(cell, "plain", "step", f"{cell}-B{B}-T1-I{I}-H{H}-L1", device)
+    rec.update(
+        path="step (cell.recur, one token)",
+        shape={"B": B, "T": 1, "I": I, "H": H, "L": 1},
+        options={},
+        training=False,
+        reference=f"torch.nn.{ref_name}",
+        latency_us=lat,
+        reference_latency_us=ref_lat,
+        tokens_per_s=B / (lat * 1e-6),
+        reference_tokens_per_s=B / (ref_lat * 1e-6),
+        ratio=ref_lat / lat,
+        steps=n,
+        repeats=repeats,
+        peak_mem_mb=None,
+        reference_peak_mem_mb=None,
+        mem_ratio=None,
+    )
+    return with_target(rec, None, ref_name)
+
+
+def base_record(
+    cell: str, variant: str, mode: str, case: str, device: torch.device
+) -> dict[str, Any]:
+    return {
+        "case": case,
+        "cell": cell,
+        "variant": variant,
+        "mode": mode,
+        "device": device.type,
+        "device_name": device_name(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "dtype": "float32",
+        "peak_mem_method": PEAK_MEM_METHOD[device.type],
+        # Other work on the machine slows both sides of a ratio alike (timings interleave), but
+        # it makes absolute tokens/s noisy; the 1-minute load average says how busy it was.
+        "load_avg_1min": os.getloadavg()[0],
+    }
+
+
+def with_target(rec: dict[str, Any], case: Case | None, reference: str) -> dict[str, Any]:
+    goal = target(rec["cell"], rec["variant"], rec["mode"], case, reference)
+    rec["target"] = goal
+    rec["met"] = None if goal is None else bool(rec["ratio"] >= goal)
+    return rec
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+# --- driver --------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(records, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def key(rec: dict[str, Any]) -> tuple[str, ...]:
+    return (rec["case"], rec["variant"], rec["mode"], rec["reference"])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(
+        "--cases",
+        default="small,medium,long,step",
+        help="comma-separated: small (B32 T128), medium (B64 T256 L2), long (B16 T2048), step",
+    )
+    p.add_argument("--cells", default="rnn,lstm,gru,mingru,minlstm", help="comma-separated")
+    p.add_argument("--variants", default="", help="comma-separated LSTM variants (default: all)")
+    p.add_argument("--modes", default="fwd,fwdbwd")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--out", type=Path, help="default benchmarks/results/speed-<device>.json")
+    p.add_argument(
+        "--merge", action="store_true", help="keep records of the existing file not re-measured"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cells = args.cells.split(",")
+    tags = args.cases.split(",")
+    variants = args.variants.split(",") if args.variants else None
+    modes = args.modes.split(",")
+    cases = QUICK_CASES if args.quick else [c for c in CASES if c.tag in tags]
+    unknown = set(cells) - set(STEP_REFERENCE)
+    if unknown:
+        raise SystemExit(f"unknown cells {sorted(unknown)}; choose from {sorted(STEP_REFERENCE)}")
+    out = args.out or RESULTS / f"speed-{device.type}.json"
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    records: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for case in cases:
+        for config in CONFIGS:
+            if config.cell not in cells or (
+                variants and config.variant not in [*variants, "plain"]
+            ):
+                continue
+            for mode in modes:
+                rec = bench_sequence(config, case, mode, device, args.quick)
+                rec["timestamp"] = stamp
+                records.append(rec)
+                print(line(rec), flush=True)
+    if args.quick or "step" in tags:
+        for cell in cells:
+            rec = bench_step(cell, device, args.quick)
+            rec["timestamp"] = stamp
+            records.append(rec)
+            print(line(rec), flush=True)
+    if args.merge and out.exists():
+        fresh = {key(r) for r in records}
+        records = [r for r in json.loads(out.read_text()) if key(r) not in fresh] + records
+    write_atomic(out, records)
+    print(f"wrote {len(records)} records to {out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def line(rec: dict[str, Any]) -> str:
+    if rec["mode"] == "step":
+        figure = f"{rec['latency_us']:8.1f} us vs {rec['reference_latency_us']:8.1f} us"
+    else:
+        figure = f"{rec['tokens_per_s']:10.0f} tok/s vs {rec['reference_tokens_per_s']:10.0f}"
+    goal = (
+        ""
+        if rec["target"] is None
+        else f"  target {rec['target']}x {'met' if rec['met'] else 'MISSED'}"
+    )
+    return (
+        f"{rec['case']:<32} {rec['variant']:<25} {rec['mode']:<6} {figure} "
+        f"{rec['reference']:<20} {rec['ratio']:6.2f}x{goal}  [{rec['path'].split(' ')[0]}]"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""``rnnkit diagnose``: PNGs and a verdict from a run's diagnostics, or from a config untrained.
+
+rnnkit diagnose --run runs/NAME            # reads runs/NAME/diagnostics/ (the callback's files)
+rnnkit diagnose --config configs/X.yaml [--section.key value ...] [--out DIR]
+                                           # one batch of the untrained model, no training
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+USAGE = __doc__ or ""
+
+
+def _from_config(args: list[str], out: Path, *, batches: int) -> Path:
+    """Build the experiment, measure gradient flow on its first train batches, save like the
+    callback does."""
+    import torch
+
+    from rnnkit.cli import _peek_task
+    from rnnkit.diagnostics.callback import GradientDiagnostics
+    from rnnkit.diagnostics.flow import gradient_flow
+    from rnnkit.train.experiment_io import parse_experiment
+    from rnnkit.train.fit import build
+    from rnnkit.train.specs import EXPERIMENTS
+
+    task = _peek_task(args)
+    if task not in EXPERIMENTS:
+        raise ValueError(f"task must be one of {', '.join(EXPERIMENTS)}; got {task!r}")
+    experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit diagnose")
+    built = build(experiment)
+    module: Any = built.module
+    dm = built.datamodule
+    dm.prepare_data()
+    dm.setup("fit")
+    cb = GradientDiagnostics(out_dir=out, verbose=False)
+    module.train()
+    for i, batch in enumerate(dm.train_dataloader()):
+        if i >= batches:
+            break
+
+        def loss_fn(b: Any = batch) -> torch.Tensor:
+            loss, _ = module._loss_and_sums(b, "train")
+            return loss
+
+        report = gradient_flow(module, loss_fn, jacobian=True, jacobian_steps=16)
+        cb.norms.append((i, report.total_grad_norm))
+        cb.reports.append((i, report))
+        summary = report.summary()
+        summary["step"] = i
+        cb.records.append(summary)
+        for message in report.vanishing(within=cb.vanish_within):
+            cb.events.append({"step": i, "kind": "vanishing", "message": message})
+    cb.write(out)
+    return out
+
+
+def diagnose_main(argv: list[str]) -> int:
+    """Entry point of ``rnnkit diagnose``; returns the exit status."""
+    from rnnkit.diagnostics.plots import write_plots
+
+    parser = argparse.ArgumentParser(
+        prog="rnnkit diagnose",
+        description="gradient-flow heatmap, gate saturation, Jacobian spectrum and a verdict",
+        epilog=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run", help="a run directory trained with GradientDiagnostics")
+    parser.add_argument("--config", help="a YAML recipe: diagnose the untrained model")
+    parser.add_argument("--out", help="where to write (default: RUN/diagnostics or ./diagnose)")
+    parser.add_argument("--batches", type=int, default=1, help="--config: batches to measure")
+    ns, rest = parser.parse_known_args(argv)
+    try:
+        if (ns.run is None) == (ns.config is None):
+            raise ValueError("give exactly one of --run DIR or --config RECIPE.yaml")
+        if ns.run is not None:
+            if rest:
+                raise ValueError(f"unrecognised arguments: {' '.join(rest)}")
+            source = Path(ns.run) / "diagnostics"
+            if not Path(ns.run).is_dir():
+                raise ValueError(f"run directory {ns.run} does not exist")
+            out = Path(ns.out) if ns.out else source
+        else:
+            out = Path(ns.out or "diagnose")
+            source = _from_config(["--config", ns.config, *rest], out, batches=ns.batches)
+        written = write_plots(source, out)
+    except ValueError as err:
+        print(f"rnnkit diagnose: error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    print()
+    print((out / "verdict.txt").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(diagnose_main(sys.argv[1:]))

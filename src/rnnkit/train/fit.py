@@ -1,0 +1,389 @@
+"""Fit, validate and test an experiment: build the task, run Lightning, fill the run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import nn
+
+from rnnkit.train.config import Common
+from rnnkit.train.run import (
+    AtomicCheckpointIO,
+    RunResult,
+    atomic_write_text,
+    load_checkpoint,
+    plot_loss_curve,
+    save_artifact,
+    versions,
+)
+from rnnkit.train.tasks import TaskModule
+
+RUN_DIR_ENV = "RNNKIT_RUN_DIR"  # set by rank 0 so DDP worker processes write to the same run
+
+
+@dataclass
+class Built:
+    """A task ready to train: module, data, and what the artifact and summary need."""
+
+    module: TaskModule
+    datamodule: L.LightningDataModule
+    model_config: Any
+    train_batches: int  # optimiser steps per epoch (global)
+    files: dict[str, str] = field(default_factory=dict)  # extra artifact files (vocab.json, ...)
+    artifact_json: dict[str, Any] = field(default_factory=dict)  # extra model.json fields
+    baselines: dict[str, float] = field(default_factory=dict)  # metrics of reference predictors
+    use_distributed_sampler: bool = True  # False when the data splits itself by rank
+    after_fit: Callable[[Built], dict[str, Any]] | None = None  # summary extras (samples, ...)
+
+
+def _builders() -> dict[str, Callable[[Any], Built]]:
+    from rnnkit.train.lm_task import build_language_model
+    from rnnkit.train.seq_tasks import SEQUENCE_BUILDERS
+
+    return {"language_model": build_language_model, **SEQUENCE_BUILDERS}
+
+
+def build(experiment: Any) -> Built:
+    """Seed everything, then build data and model for ``experiment.task``."""
+    _setup(experiment)
+    builders = _builders()
+    if experiment.task not in builders:
+        raise ValueError(f"task must be one of {sorted(builders)}; got {experiment.task!r}")
+    return builders[experiment.task](experiment)
+
+
+class _DropTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+_NOISE = (
+    ".*overridden `transfer_batch_to_device`.*",  # ours moves the Batch dataclass on purpose
+    ".*LeafSpec.*",
+    ".*Experiment logs directory .* exists and is not empty.*",  # config.yaml is written first
+    ".*does not have many workers.*",  # the data is in memory; workers would only copy it
+    ".*was configured so 100% of the batches.*",
+)
+
+
+def _quiet() -> None:
+    for pattern in _NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
+        logging.getLogger(name).addFilter(_DropTip())
+
+
+def _setup(experiment: Common) -> None:
+    _quiet()
+    if experiment.trainer.num_threads > 0:
+        torch.set_num_threads(experiment.trainer.num_threads)
+    L.seed_everything(experiment.seed, workers=True, verbose=False)
+
+
+def config_yaml(experiment: Any) -> str:
+    """The experiment as YAML (tuples as lists), as ``config.yaml`` stores it."""
+    data = json.loads(json.dumps(asdict(experiment)))
+    ordered = {"task": data.pop("task"), **data}  # the key that picks the experiment first
+    return yaml.safe_dump(ordered, sort_keys=False)
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def resolve_run_dir(experiment: Common, *, resume: str | None) -> Path:
+    """The run directory: the resumed one, the one rank 0 chose, or a new ``root/name``."""
+    if resume is not None:
+        path = Path(resume)
+        return path.parent.parent if path.suffix == ".ckpt" else path
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and experiment.run.name is None:
+        raise ValueError(
+            "under torchrun every process must write to the same run directory: set --run.name"
+        )
+    task = getattr(experiment, "task", "run")
+    name = experiment.run.name or f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path(experiment.run.root) / name
+    if (path / "checkpoints").exists():
+        raise ValueError(
+            f"run directory {path} already holds checkpoints; pass --resume {path} to continue it "
+            "or choose another --run.name"
+        )
+    return path
+
+
+def resume_checkpoint(resume: str) -> Path:
+    """The checkpoint to resume from: a ``.ckpt`` file, or ``<run>/checkpoints/last.ckpt``."""
+    path = Path(resume)
+    ckpt = path if path.suffix == ".ckpt" else path / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ValueError(
+            f"cannot resume: checkpoint {ckpt} does not exist (a run writes it at its first "
+            "validation or every trainer.checkpoint_every_n_steps steps)"
+        )
+    return ckpt
+
+
+def _check_compatible(ckpt_path: Path, module: nn.Module, task: str) -> None:
+    ckpt = load_checkpoint(ckpt_path)
+    saved = ckpt.get("hyper_parameters", {}).get("config", {})
+    if saved.get("task") not in (None, task):
+        raise ValueError(
+            f"checkpoint {ckpt_path} was trained for task {saved.get('task')!r}, not {task!r}"
+        )
+    own = module.state_dict()
+    theirs = ckpt["state_dict"]
+    bad = [
+        f"{k}: checkpoint {tuple(theirs[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in theirs and tuple(theirs[k].shape) != tuple(v.shape)
+    ]
+    missing = sorted(set(own) - set(theirs))
+    if bad or missing:
+        detail = "; ".join(bad[:3] + [f"missing {m}" for m in missing[:3]])
+        raise ValueError(
+            f"checkpoint {ckpt_path} does not fit this config's model ({detail}); "
+            "resume with the config the run was started with"
+        )
+
+
+def make_trainer(
+    experiment: Common,
+    built: Built,
+    run_dir: Path,
+    *,
+    monitor: str,
+    callbacks: Sequence[Callback] = (),
+) -> L.Trainer:
+    """A Trainer with the run's loggers, checkpoints, early stopping and practices."""
+    t = experiment.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    cbs: list[Callback] = [best]
+    if t.checkpoint_every_n_steps > 0:
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="step",
+                monitor=None,
+                save_top_k=0,
+                save_last=True,
+                every_n_train_steps=t.checkpoint_every_n_steps,
+                enable_version_counter=False,
+            )
+        )
+    es = experiment.early_stopping
+    if es.enabled:
+        cbs.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode="min",
+                patience=es.patience,
+                min_delta=es.min_delta,
+                check_on_train_epoch_end=False,
+                strict=False,
+            )
+        )
+    cbs += list(callbacks)
+    val_every = t.val_check_interval
+    if isinstance(val_every, int) and val_every > built.train_batches:
+        val_every = 1.0  # fewer steps per epoch than the interval: validate at each epoch's end
+    devices: Any = t.devices
+    strategy = t.strategy
+    if strategy == "auto" and isinstance(devices, int) and devices > 1:
+        strategy = "ddp"
+    return L.Trainer(
+        default_root_dir=str(run_dir),
+        max_steps=t.max_steps,
+        max_epochs=t.max_epochs,
+        max_time=t.max_time,
+        gradient_clip_val=t.gradient_clip_val or None,
+        gradient_clip_algorithm="norm",
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None if isinstance(val_every, int) else 1,
+        limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches,
+        log_every_n_steps=t.log_every_n_steps,
+        accelerator=t.accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,  # type: ignore[arg-type]
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=built.use_distributed_sampler,
+        logger=[
+            CSVLogger(save_dir=str(run_dir), name="", version=""),
+            TensorBoardLogger(
+                save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False
+            ),
+        ],
+        callbacks=cbs,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def fit(
+    experiment: Any,
+    *,
+    resume: str | None = None,
+    built: Built | None = None,
+    callbacks: Sequence[Callback] = (),
+    final_eval: bool = True,
+) -> RunResult:
+    """Train ``experiment`` and fill its run directory; returns where it is and its metrics.
+
+    **Arguments:**
+    - ``resume``: a run directory or ``.ckpt`` to continue (optimiser, schedule, loops, data place,
+      carried state and RNG are restored, so the result equals an uninterrupted run).
+    - ``built``: a task from `build` (the demo samples from it before training); built here if None.
+    - ``callbacks``: extra Lightning callbacks.
+    - ``final_eval``: validate the best checkpoint at the end and write the artifact from it.
+    """
+    start = time.perf_counter()
+    run_dir = resolve_run_dir(experiment, resume=resume)
+    ckpt_path = resume_checkpoint(resume) if resume is not None else None
+    built = built or build(experiment)
+    if ckpt_path is not None:
+        _check_compatible(ckpt_path, built.module, experiment.task)
+    monitor = experiment.run.monitor or built.module.monitor_default
+    rank_zero = _is_rank_zero()
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
+        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+    trainer = make_trainer(experiment, built, run_dir, monitor=monitor, callbacks=callbacks)
+    try:
+        trainer.fit(
+            built.module,
+            datamodule=built.datamodule,
+            ckpt_path=str(ckpt_path) if ckpt_path else None,
+            weights_only=True,
+        )
+    finally:
+        if rank_zero:
+            os.environ.pop(RUN_DIR_ENV, None)
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"training interrupted; resume with --resume {run_dir}")
+    metrics: dict[str, float] = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
+    }
+    best_path = run_dir / "checkpoints" / "best.ckpt"
+    if final_eval:
+        ckpt = str(best_path) if best_path.is_file() else None
+        # The final numbers cover the whole validation split (the baselines do too).
+        trainer.limit_val_batches = 1.0
+        results = trainer.validate(
+            built.module,
+            datamodule=built.datamodule,
+            ckpt_path=ckpt,
+            verbose=False,
+            weights_only=True,
+        )
+        metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
+    metrics.update(built.baselines)
+    wall = time.perf_counter() - start
+    summary: dict[str, Any] = {}
+    if trainer.is_global_zero:
+        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
+    return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def _finish(
+    experiment: Any,
+    built: Built,
+    trainer: L.Trainer,
+    run_dir: Path,
+    metrics: dict[str, float],
+    wall: float,
+    best_path: Path,
+) -> dict[str, Any]:
+    module = built.module
+    model = module.model
+    save_artifact(
+        run_dir / "artifact",
+        model,
+        task=experiment.task,
+        model_config=built.model_config,
+        extra_json={
+            "experiment": json.loads(json.dumps(asdict(experiment))),
+            **built.artifact_json,
+        },
+        files=built.files,
+    )
+    extras = built.after_fit(built) if built.after_fit is not None else {}
+    plotted = experiment.run.plot and plot_loss_curve(
+        run_dir / "metrics.csv", run_dir / "loss_curve.png", title=f"{experiment.task}: loss"
+    )
+    clean = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    summary = {
+        "task": experiment.task,
+        "run_dir": str(run_dir),
+        "metrics": clean,
+        "monitor": experiment.run.monitor or module.monitor_default,
+        "best_checkpoint": str(best_path) if best_path.is_file() else None,
+        "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "wall_time_s": round(wall, 2),
+        "seed": experiment.seed,
+        "world_size": trainer.world_size,
+        "device": str(module.device),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layer_path": module.layer_path,
+        "versions": versions(),
+        "files": {
+            "config": "config.yaml",
+            "metrics_csv": "metrics.csv",
+            "tensorboard": "tensorboard/",
+            "loss_curve": "loss_curve.png" if plotted else None,
+            "artifact": "artifact/",
+        },
+        **extras,
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def evaluate(run_dir: str, *, stage: str, overrides: Any = None) -> dict[str, float]:
+    """Validate or test the artifact of a finished run on its whole split; returns the metrics."""
+    from rnnkit.train.predict import load_run
+
+    loaded = load_run(run_dir)
+    experiment = overrides or loaded.experiment
+    built = build(experiment)
+    built.module.model.load_state_dict(loaded.model.state_dict())
+    trainer = L.Trainer(
+        accelerator=experiment.trainer.accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=experiment.trainer.enable_progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=built.use_distributed_sampler,
+    )  # whole splits, as the final numbers of fit
+    run = trainer.validate if stage == "validate" else trainer.test
+    results = run(built.module, datamodule=built.datamodule, verbose=False)
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}

@@ -1,0 +1,192 @@
+"""Language-model data for training: a char corpus as parallel streams, resumable and rank-aware.
+
+The corpus comes from the data registry (``rnnkit.data.load("shakespeare")``, contiguous
+train/val/test id blocks and the vocab) or from a UTF-8 file path. Each split is laid out as the
+`rnnkit.data.LMStream` layout (B parallel streams read in chunks of ``k1`` tokens) and a process of
+a DDP run reads only its own rows, so the global batch is the same whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from rnnkit.data import LMStream, Vocab, load, read_text, split_contiguous
+from rnnkit.train.config import TextDataConfig
+from rnnkit.types import Batch
+
+
+@dataclass
+class StreamBatch(Batch):
+    """A `Batch` that knows its chunk's index in the epoch (0 = the streams start over)."""
+
+    position: int = 0
+    row_offset: int = 0  # global index of this process's first stream (rank * B / W)
+
+    def to(self, device: str | object) -> StreamBatch:
+        moved = super().to(device)
+        return StreamBatch(
+            moved.x,
+            moved.lengths,
+            moved.y,
+            moved.mask,
+            position=self.position,
+            row_offset=self.row_offset,
+        )
+
+
+@dataclass
+class Corpus:
+    """Token ids of the three contiguous splits and the vocab that encoded them."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    vocab: Vocab
+    source: str
+
+
+def load_corpus(cfg: TextDataConfig) -> Corpus:
+    """Read ``cfg.source`` (a registry name or a file) into contiguous id splits."""
+    path = Path(cfg.source)
+    if path.suffix or path.is_file():
+        text = read_text(path)
+        if cfg.lower:
+            text = text.lower()
+        n_train = len(text) - int(len(text) * cfg.val_fraction) - int(len(text) * cfg.test_fraction)
+        vocab = Vocab.build(text[:n_train])
+        train, val, test = split_contiguous(
+            vocab.encode_chars(text), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
+        )
+    else:
+        splits = load(cfg.source, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
+        if "vocab" not in splits.meta or not isinstance(splits.train, np.ndarray):
+            raise ValueError(
+                f"data.source {cfg.source!r} is a {splits.info.task} set, not a text stream; "
+                "use a language-model set (rnnkit datasets) or a text file"
+            )
+        train, val, test = (np.asarray(p) for p in (splits.train, splits.val, splits.test))
+        vocab = splits.meta["vocab"]
+        if cfg.lower:
+            raise ValueError("data.lower applies to text files only; registry sets are cased")
+    if cfg.max_chars is not None:
+        keep = max(1, int(cfg.max_chars * cfg.val_fraction))
+        train, val, test = train[: cfg.max_chars], val[:keep], test[:keep]
+    return Corpus(np.asarray(train), np.asarray(val), np.asarray(test), vocab, cfg.source)
+
+
+def unigram_bpc(train: np.ndarray, heldout: np.ndarray, vocab_size: int) -> float:
+    """Bits per character of a unigram model fitted on ``train`` (add-one) on ``heldout``."""
+    counts = np.bincount(train, minlength=vocab_size).astype(np.float64) + 1.0
+    logp = np.log2(counts / counts.sum())
+    return float(-logp[heldout].mean())
+
+
+class StreamLoader:
+    """This process's rows of a split, in chunks of ``seq_len``; resumable mid-epoch.
+
+    ``batch_size`` is the global number of streams; rank r of W reads rows ``[r*B/W, (r+1)*B/W)``.
+    Lightning saves ``state_dict()`` in checkpoints and calls ``load_state_dict`` on resume, so the
+    next epoch-iteration starts at the chunk after the last one trained on.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        *,
+        batch_size: int,
+        seq_len: int,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: Any = None,
+    ) -> None:
+        if batch_size % world_size:
+            raise ValueError(
+                f"batch size {batch_size} must be divisible by the number of processes {world_size}"
+            )
+        stream = LMStream(ids, batch_size=batch_size, seq_len=seq_len)
+        rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
+        self.x, self.y = stream.x[rows], stream.y[rows]  # (B/W, N)
+        self.row_offset = rows.start
+        self.seq_len = seq_len
+        self._start = 0
+        self._progress = progress  # () -> chunks of this epoch already trained on
+
+    def __len__(self) -> int:
+        return math.ceil(self.x.shape[1] / self.seq_len)
+
+    def __iter__(self) -> Iterator[StreamBatch]:
+        start, self._start = self._start, 0
+        for k in range(start, len(self)):
+            s = slice(k * self.seq_len, (k + 1) * self.seq_len)
+            x = torch.from_numpy(np.asarray(self.x[:, s], dtype=np.int64))
+            y = torch.from_numpy(np.asarray(self.y[:, s], dtype=np.int64))
+            lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64)
+            yield StreamBatch(x=x, lengths=lengths, y=y, position=k, row_offset=self.row_offset)
+
+    def state_dict(self) -> dict[str, int]:
+        done = int(self._progress()) if self._progress is not None else 0
+        return {"next_chunk": done % max(1, len(self))}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._start = int(state.get("next_chunk", 0))
+
+
+class TextStreamData(L.LightningDataModule):
+    """Train/val/test `StreamLoader`s over a `Corpus`, split by rank under DDP."""
+
+    def __init__(
+        self, cfg: TextDataConfig, *, seq_len: int, val_seq_len: int | None = None
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.seq_len = seq_len
+        self.val_seq_len = val_seq_len or seq_len
+        self.corpus = load_corpus(cfg)
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.corpus.vocab
+
+    def _ranks(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _trained_chunks(self) -> int:
+        assert self.trainer is not None
+        # Chunks processed this epoch; a checkpoint written at a batch's end counts that batch.
+        current = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        return int(getattr(current, "processed", current.completed))
+
+    def train_dataloader(self) -> StreamLoader:
+        rank, world = self._ranks()
+        return StreamLoader(
+            self.corpus.train,
+            batch_size=self.cfg.batch_size,
+            seq_len=self.seq_len,
+            rank=rank,
+            world_size=world,
+            progress=self._trained_chunks,
+        )
+
+    def _eval(self, ids: np.ndarray) -> StreamLoader:
+        rank, world = self._ranks()
+        rows = min(self.cfg.val_batch_size, max(1, (len(ids) - 1) // (self.val_seq_len + 1)))
+        rows = max(world, rows - rows % world)
+        return StreamLoader(
+            ids, batch_size=rows, seq_len=self.val_seq_len, rank=rank, world_size=world
+        )
+
+    def val_dataloader(self) -> StreamLoader:
+        return self._eval(self.corpus.val)
+
+    def test_dataloader(self) -> StreamLoader:
+        return self._eval(self.corpus.test)

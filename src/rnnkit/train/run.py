@@ -1,0 +1,191 @@
+"""The run directory: atomic checkpoints, the artifact to predict from, the loss plot, the summary.
+
+```
+runs/<name>/
+  config.yaml            the resolved experiment (every value the run used)
+  metrics.csv            Lightning CSV logger rows (train_loss per log step, val_* per validation)
+  tensorboard/           TensorBoard events
+  checkpoints/           best.ckpt (monitored metric), last.ckpt (for --resume); atomic writes
+  artifact/              model.safetensors, model.json (+ vocab.json / scalers.json)
+  loss_curve.png         train and validation loss against optimiser steps
+  summary.json           metrics, versions, wall time, seed, the recurrent path that ran
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+ARTIFACT_FORMAT = "rnnkit.artifact/1"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it, then ``os.replace``s it into place.
+
+    A kill mid-write leaves the previous checkpoint intact. Loading is ``weights_only=True``: a
+    checkpoint holds tensors and plain data only, never pickled code.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(path, map_location=map_location)
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a Lightning checkpoint with ``weights_only=True``; ``ValueError`` if unusable."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"checkpoint {p} does not exist")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"checkpoint {p} is not a readable rnnkit checkpoint: {err}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"checkpoint {p} holds no 'state_dict'; it was not written by rnnkit fit")
+    return ckpt
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_artifact(
+    directory: Path,
+    model: nn.Module,
+    *,
+    task: str,
+    model_config: Any,
+    extra_json: dict[str, Any] | None = None,
+    files: dict[str, str] | None = None,
+) -> None:
+    """Write ``model.safetensors`` + ``model.json`` (+ extra JSON files) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / ".model.safetensors.tmp"
+    save_model(model, str(tmp))  # handles tied weights (one tensor saved once)
+    os.replace(tmp, directory / "model.safetensors")
+    meta = {
+        "format": ARTIFACT_FORMAT,
+        "task": task,
+        "model_class": type(model).__name__,
+        "model_config": asdict(model_config),
+        **(extra_json or {}),
+    }
+    atomic_write_text(directory / "model.json", json.dumps(meta, indent=2))
+    for name, text in (files or {}).items():
+        atomic_write_text(directory / name, text)
+
+
+def read_artifact_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``model.json`` of a run directory (or of an artifact folder), checked."""
+    root = Path(run_dir)
+    folder = root / "artifact" if (root / "artifact").is_dir() else root
+    path = folder / "model.json"
+    if not path.is_file():
+        raise ValueError(
+            f"{root} is not an rnnkit run directory: {path} is missing (was the run finished?)"
+        )
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if meta.get("format") != ARTIFACT_FORMAT:
+        raise ValueError(f"{path}: format {meta.get('format')!r} is not {ARTIFACT_FORMAT!r}")
+    meta["_folder"] = str(folder)
+    return meta
+
+
+def load_weights(model: nn.Module, folder: str | os.PathLike[str]) -> None:
+    """Load ``model.safetensors`` into ``model``; a clear ``ValueError`` when shapes disagree."""
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing")
+    try:
+        load_model(model, str(path))
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit the model in model.json: {err}") from None
+
+
+def plot_loss_curve(metrics_csv: Path, out_png: Path, *, title: str) -> bool:
+    """Plot train and validation loss against step from a Lightning ``metrics.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    if not metrics_csv.is_file():
+        return False
+    frame = pd.read_csv(metrics_csv)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for column, label in (("train_loss", "train (per step)"), ("val_loss", "validation")):
+        if column in frame:
+            rows = frame[["step", column]].dropna()
+            ax.plot(
+                rows["step"],
+                rows[column],
+                label=label,
+                marker="o" if column == "val_loss" else None,
+            )
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss (nats per target)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def versions() -> dict[str, str]:
+    """Library versions a summary records."""
+    import lightning
+    import numpy
+
+    import rnnkit
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "numpy": numpy.__version__,
+        "rnnkit": getattr(rnnkit, "__version__", "unknown"),
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class RunResult:
+    """What ``fit`` returns: where the run is and its final metrics."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    summary: dict[str, Any]

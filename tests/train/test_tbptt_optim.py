@@ -1,0 +1,116 @@
+"""Truncated BPTT carries the state exactly; every optimiser and schedule builds and steps."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import torch
+
+from rnnkit.models import LanguageModel, LanguageModelConfig
+from rnnkit.train.config import OptimConfig, SchedulerConfig
+from rnnkit.train.lm_data import StreamBatch, StreamLoader
+from rnnkit.train.optim import build_optimizer, build_scheduler, cosine_with_warmup
+from rnnkit.train.tasks import LanguageModelTask
+
+
+def _task(k2: int | None = None, reset_every: int = 0) -> LanguageModelTask:
+    model = LanguageModel(LanguageModelConfig(vocab_size=11, embedding_dim=4, hidden_size=6))
+    return LanguageModelTask(
+        model,
+        config={},
+        optim=OptimConfig(),
+        scheduler=SchedulerConfig(),
+        k1=5,
+        k2=k2,
+        reset_every=reset_every,
+    )
+
+
+def _chunks(batch: int = 2, steps: int = 20) -> list[StreamBatch]:
+    ids = torch.randint(0, 11, (batch * steps + 1,)).numpy()
+    return list(StreamLoader(ids, batch_size=batch, seq_len=5))
+
+
+def test_carried_state_equals_one_pass_over_the_stream() -> None:
+    task = _task()
+    chunks = _chunks()
+    for chunk in chunks:
+        task._loss_and_sums(chunk, "train")
+    carried = task._carry["train"]
+    assert carried is not None and not carried.h.requires_grad  # detached between chunks
+    whole = torch.cat([c.x for c in chunks], dim=1)  # (B, 20)
+    _, final = task.model(whole)
+    torch.testing.assert_close(carried.h, final.h)
+    torch.testing.assert_close(carried.c, final.c)
+
+
+def test_k2_window_tokens_get_gradient() -> None:
+    task = _task(k2=8)
+    first, second = _chunks()[:2]
+    task._loss_and_sums(first, "train")
+    emb = task.model.inputs.embedding
+    emb.weight.grad = None
+    loss, _ = task._loss_and_sums(second, "train")
+    loss.backward()
+    # Tokens of the window (the last 3 of chunk one) get gradient through the state; the earlier
+    # two, cut off by the detached state, only where they recur elsewhere.
+    reached = set(torch.nonzero(emb.weight.grad.abs().sum(-1)).flatten().tolist())
+    assert set(first.x[:, -3:].flatten().tolist()) <= reached
+
+
+def test_reset_every_zeroes_some_streams_by_global_row() -> None:
+    task = _task(reset_every=2)
+    chunks = _chunks(batch=2)
+    task._loss_and_sums(chunks[0], "train")
+    state = task._carry["train"]
+    assert state is not None
+    # position 1: row r resets when (1 + 7 r) % 2 == 0, i.e. row 1 only.
+    reset = task._reset_rows(state, chunks[1])
+    assert torch.all(reset.h[:, 1] == 0) and torch.equal(reset.h[:, 0], state.h[:, 0])
+
+
+def test_stream_loader_resumes_at_the_saved_chunk() -> None:
+    ids = torch.arange(41).numpy()
+    loader = StreamLoader(ids, batch_size=2, seq_len=5, progress=lambda: 3)
+    assert len(loader) == 4 and loader.state_dict() == {"next_chunk": 3}
+    loader.load_state_dict({"next_chunk": 3})
+    assert [b.position for b in loader] == [3]
+    assert [b.position for b in loader] == [0, 1, 2, 3]  # the next epoch starts over
+
+
+def test_ddp_ranks_read_disjoint_rows_of_the_same_global_batch() -> None:
+    ids = torch.arange(81).numpy()
+    whole = next(iter(StreamLoader(ids, batch_size=4, seq_len=5)))
+    parts = [
+        next(iter(StreamLoader(ids, batch_size=4, seq_len=5, rank=r, world_size=2)))
+        for r in range(2)
+    ]
+    torch.testing.assert_close(torch.cat([p.x for p in parts]), whole.x)
+    assert [p.row_offset for p in parts] == [0, 2]
+    with pytest.raises(ValueError, match="must be divisible by the number of processes 3"):
+        StreamLoader(ids, batch_size=4, seq_len=5, rank=0, world_size=3)
+
+
+@pytest.mark.parametrize("optim", ["adam", "adamw", "rmsprop", "sgd"])
+@pytest.mark.parametrize("sched", ["none", "cosine", "step", "plateau", "onecycle"])
+def test_optimisers_and_schedules_step(optim: Any, sched: Any) -> None:
+    model = torch.nn.Linear(3, 2)
+    opt = build_optimizer(model, OptimConfig(name=optim, lr=0.1))
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]  # no decay on the bias
+    spec = build_scheduler(opt, SchedulerConfig(name=sched), total_steps=10, monitor="val_loss")
+    for _ in range(3):
+        model(torch.ones(1, 3)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        if spec is not None and sched != "plateau":
+            spec["scheduler"].step()
+    if sched == "plateau":
+        assert spec is not None and spec["monitor"] == "val_loss"
+
+
+def test_cosine_warmup_shape() -> None:
+    lr = [cosine_with_warmup(s, warmup=4, total=20, min_ratio=0.1) for s in range(21)]
+    assert lr[0] == 0.25 and lr[3] == 1.0 and lr[4] == 1.0
+    assert lr[20] == pytest.approx(0.1) and all(a >= b for a, b in itertools.pairwise(lr[4:]))
