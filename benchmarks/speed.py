@@ -290,7 +290,11 @@ def bench_step(cell: str, device: torch.device, quick: bool) -> dict[str, Any]:
     lat, ref_lat = t_ours / n * 1e6, t_ref / n * 1e6
     rec = base_record(cell, "plain", "step", f"{cell}-B{B}-T1-I{I}-H{H}-L1", device)
     rec.update(
-        path="step (cell.recur, one token)",
+        path=(
+            "step (torch fused cell kernel)"
+            if ours.cells[0].native_blocker() is None
+            else "step (cell.recur, one token)"
+        ),
         shape={"B": B, "T": 1, "I": I, "H": H, "L": 1},
         options={},
         training=False,

@@ -307,15 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--only", default=None, help="comma-separated tasks to run")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the records already in --out and run only the jobs they lack",
+    )
     ns = p.parse_args(argv)
     jobs = _grid(ns.quick)
     if ns.only:
         keep = set(ns.only.split(","))
         jobs = [j for j in jobs if j.task in keep]
+    records: list[dict[str, Any]] = []
+    if ns.resume and Path(ns.out).is_file():
+        records = json.loads(Path(ns.out).read_text())["records"]
+        done = {(r["task"], r["T"], r["cell"], r["clip"], r["init"], r["seed"]) for r in records}
+        jobs = [j for j in jobs if (j.task, j.T, j.cell, j.clip, j.init, j.seed) not in done]
     budget = ns.budget_minutes if ns.budget_minutes is not None else (25 if ns.quick else 600)
     start = time.time()
     deadline = start + 60 * budget
-    records: list[dict[str, Any]] = []
     not_run: list[dict[str, Any]] = []
     meta = {
         "command": "python benchmarks/memory/run.py "

@@ -241,3 +241,15 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert a["global_step"] == b["global_step"] == 150
     for name, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=0, msg=name)
+
+
+def test_fit_with_diagnostics_then_diagnose(tmp_path: Path) -> None:
+    """trainer.diagnostics_every records gradient flow during fit; `rnnkit diagnose` plots it."""
+    args = ["fit", "--config", str(TINY), "--run.root", str(tmp_path), "--run.name", "lm"]
+    assert main([*args, *FAST, "--trainer.diagnostics_every", "4"]) == 0
+    run = tmp_path / "lm"
+    assert (run / "diagnostics" / "diagnostics.json").is_file()
+    assert main(["diagnose", "--run", str(run)]) == 0
+    for name in ("gradient_flow.png", "verdict.txt"):
+        assert (run / "diagnostics" / name).is_file(), name
+    assert (run / "diagnostics" / "verdict.txt").read_text().strip()

@@ -74,6 +74,7 @@ class TrainerConfig:
     enable_progress_bar: bool = True  # Lightning's progress bar
     checkpoint_every_n_steps: int = 0  # also write last.ckpt every N steps (0: at validation only)
     num_threads: int = 0  # torch intra-op threads (0: torch's default)
+    diagnostics_every: int = 0  # gradient flow etc. every N steps into RUN/diagnostics (0: off)
 
 
 @dataclass

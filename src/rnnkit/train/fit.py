@@ -207,6 +207,12 @@ def make_trainer(
                 strict=False,
             )
         )
+    if t.diagnostics_every > 0:
+        from rnnkit.diagnostics import GradientDiagnostics
+
+        cbs.append(
+            GradientDiagnostics(every_n_steps=t.diagnostics_every, out_dir=run_dir / "diagnostics")
+        )
     cbs += list(callbacks)
     val_every = t.val_check_interval
     if isinstance(val_every, int) and val_every > built.train_batches:
