@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{meta['threads_per_worker']} thread, {meta['machine']}, torch {meta['torch']}; "
         f"took {meta.get('elapsed_minutes', '?')} min; the machine was shared with other jobs, "
         "so wall times are indicative only). One seed per configuration.",
+        *[
+            f"Earlier records kept by `--resume`: `{m['command']}` (took "
+            f"{m.get('elapsed_minutes', '?')} min)."
+            for m in meta.get("previous", [])
+        ],
         "",
         "Every job: a one-layer `Recurrent` (hidden 64) + linear head, Adam (lr 1e-3), batch 64, "
         "fresh samples every step (adding, copy); gradient-norm clipping at 1.0 unless the "

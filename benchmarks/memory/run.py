@@ -222,7 +222,7 @@ def run_job(job: Job, threads: int = 1) -> dict[str, Any]:
         "wall_s": round(wall, 1),
         "stopped": stopped,
         "clip": job.clip,
-        "init": "identity" if job.cell == "irnn" else job.init,
+        "init": _recorded_init(job),
         "seed": job.seed,
         "lr": job.lr,
         "hidden": job.hidden,
@@ -299,6 +299,11 @@ def _worker(args: tuple[Job, float, int]) -> dict[str, Any] | None:
     return run_job(replace(job, time_cap_s=min(job.time_cap_s, left)), threads)
 
 
+def _recorded_init(job: Job) -> str:
+    """The recurrent init a record names: IRNN is the identity init whatever the job says."""
+    return "identity" if job.cell == "irnn" else job.init
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="the reduced grid (2 CPU cores)")
@@ -318,10 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         keep = set(ns.only.split(","))
         jobs = [j for j in jobs if j.task in keep]
     records: list[dict[str, Any]] = []
+    previous: list[dict[str, Any]] = []
     if ns.resume and Path(ns.out).is_file():
-        records = json.loads(Path(ns.out).read_text())["records"]
+        old = json.loads(Path(ns.out).read_text())
+        records = old["records"]
+        previous = [*old["meta"].pop("previous", []), old["meta"]]
         done = {(r["task"], r["T"], r["cell"], r["clip"], r["init"], r["seed"]) for r in records}
-        jobs = [j for j in jobs if (j.task, j.T, j.cell, j.clip, j.init, j.seed) not in done]
+        jobs = [
+            j for j in jobs if (j.task, j.T, j.cell, j.clip, _recorded_init(j), j.seed) not in done
+        ]
     budget = ns.budget_minutes if ns.budget_minutes is not None else (25 if ns.quick else 600)
     start = time.time()
     deadline = start + 60 * budget
@@ -331,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(sys.argv[1:] if argv is None else argv),
         "grid": "quick" if ns.quick else "full",
         "budget_minutes": budget,
+        "previous": previous,
         "workers": ns.workers,
         "threads_per_worker": ns.threads,
         "torch": torch.__version__,

@@ -111,14 +111,17 @@ class Recurrent(nn.Module):
         assert isinstance(cell, RecurrentCell)
         return cell
 
-    def _dtype(self) -> torch.dtype:
-        """The parameters' dtype (from the first cell's input weight when it has one)."""
+    def _first_param(self) -> Tensor:
+        """The first cell's input weight (or any parameter): the layer's dtype and device."""
         w = getattr(self._cell_list[0], "weight_ih", None)
-        return w.dtype if isinstance(w, Tensor) else next(self.parameters()).dtype
+        return w if isinstance(w, Tensor) else next(self.parameters())
+
+    def _dtype(self) -> torch.dtype:
+        return self._first_param().dtype
 
     @property
     def is_lstm_state(self) -> bool:
-        return isinstance(self._cell(0).init_state(1), LSTMState)
+        return self._state_widths()[0]
 
     def init_state(
         self,
@@ -127,10 +130,15 @@ class Recurrent(nn.Module):
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> State:
-        """Zeros in the layer's state layout for ``batch_size`` sequences."""
-        return _stack(
-            [c.init_state(batch_size, device=device, dtype=dtype) for c in self._all_cells()]
-        )
+        """Zeros in the layer's state layout for ``batch_size`` sequences (on the layer's device
+        and in its dtype unless given)."""
+        is_lstm, widths = self._state_widths()
+        if dtype is None or device is None:
+            p = self._first_param()
+            dtype, device = dtype or p.dtype, device or p.device
+        n = len(self._cell_list)
+        parts = [torch.zeros(n, batch_size, w, device=device, dtype=dtype) for w in widths]
+        return LSTMState(parts[0], parts[1]) if is_lstm else parts[0]
 
     def _all_cells(self) -> list[RecurrentCell]:
         return [self._cell(i) for i in range(len(self.cells))]
@@ -162,8 +170,7 @@ class Recurrent(nn.Module):
         return "loop", blockers[0]
 
     def _on_cuda(self) -> bool:
-        p = next(self.parameters(), None)
-        return p is not None and p.is_cuda
+        return self._first_param().is_cuda
 
     def forward(
         self, x: Tensor, state: State | None = None, *, lengths: Tensor | None = None

@@ -7,10 +7,12 @@ Models are batch first at their boundary: ``x`` is ``(B, T, I)`` features or ``(
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.recurrent import Recurrent
 from rnnkit.types import LSTMState, State
 
 CELLS: tuple[str, ...] = ("rnn", "lstm", "gru", "mingru", "minlstm")
@@ -116,6 +118,51 @@ class Inputs(nn.Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"expected {self.input_size} input features, got {x.shape[-1]}")
         return x
+
+
+class EncoderConfig(Protocol):
+    """The fields a config needs for ``sequence_encoder`` (classifier and tagger configs)."""
+
+    # read-only properties, so a config whose field is a Literal of str still matches
+    @property
+    def vocab_size(self) -> int | None: ...
+    @property
+    def input_size(self) -> int | None: ...
+    @property
+    def embedding_dim(self) -> int: ...
+    @property
+    def padding_idx(self) -> int | None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def bidirectional(self) -> bool: ...
+    @property
+    def dropout(self) -> float: ...
+
+
+def sequence_encoder(config: EncoderConfig) -> tuple[Inputs, Recurrent]:
+    """Token or feature inputs and a batch-first ``Recurrent`` over them, as ``config`` says;
+    dropout goes between stacked layers only (a single layer has none to apply)."""
+    inputs = Inputs(
+        vocab_size=config.vocab_size,
+        input_size=config.input_size,
+        embedding_dim=config.embedding_dim,
+        padding_idx=config.padding_idx,
+    )
+    rnn = Recurrent(
+        config.cell,
+        inputs.output_size,
+        config.hidden_size,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout if config.num_layers > 1 else 0.0,
+        batch_first=True,
+    )
+    return inputs, rnn
 
 
 def state_hidden(state: State) -> Tensor:

@@ -23,15 +23,14 @@ from torch import Tensor, nn
 from rnnkit.attention import AdditiveAttention
 from rnnkit.models._common import (
     CELLS,
-    Inputs,
     check_choice,
     check_dropout,
     check_lengths,
     check_positive,
     final_hidden,
     lengths_mask,
+    sequence_encoder,
 )
-from rnnkit.recurrent import Recurrent
 
 POOLINGS: tuple[str, ...] = ("last", "mean", "max", "attention")
 
@@ -83,21 +82,7 @@ class SequenceClassifier(nn.Module):
     def __init__(self, config: SequenceClassifierConfig) -> None:
         super().__init__()
         self.config = config
-        self.inputs = Inputs(
-            vocab_size=config.vocab_size,
-            input_size=config.input_size,
-            embedding_dim=config.embedding_dim,
-            padding_idx=config.padding_idx,
-        )
-        self.rnn = Recurrent(
-            config.cell,
-            self.inputs.output_size,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.inputs, self.rnn = sequence_encoder(config)
         size = self.rnn.output_size  # D*P
         self.attention = AdditiveAttention(size, size) if config.pooling == "attention" else None
         self.query = nn.Parameter(torch.randn(size) * size**-0.5) if self.attention else None

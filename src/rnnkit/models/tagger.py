@@ -14,14 +14,13 @@ from torch import Tensor, nn
 
 from rnnkit.models._common import (
     CELLS,
-    Inputs,
     check_choice,
     check_dropout,
     check_lengths,
     check_positive,
     lengths_mask,
+    sequence_encoder,
 )
-from rnnkit.recurrent import Recurrent
 
 
 @dataclass
@@ -53,21 +52,7 @@ class SequenceTagger(nn.Module):
     def __init__(self, config: SequenceTaggerConfig) -> None:
         super().__init__()
         self.config = config
-        self.inputs = Inputs(
-            vocab_size=config.vocab_size,
-            input_size=config.input_size,
-            embedding_dim=config.embedding_dim,
-            padding_idx=config.padding_idx,
-        )
-        self.rnn = Recurrent(
-            config.cell,
-            self.inputs.output_size,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.inputs, self.rnn = sequence_encoder(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.rnn.output_size, config.num_tags)
 
