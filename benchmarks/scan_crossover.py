@@ -9,28 +9,16 @@ is what ``Recurrent.scan_cpu_max_width`` encodes.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 
 import torch
+from _timing import best_seconds, write_json  # benchmarks/ is on sys.path when run as a script
 
 from rnnkit import Recurrent
 
 SHAPES = [(4, 4096, 64), (16, 512, 64), (16, 128, 128), (16, 512, 128), (16, 2048, 128),
           (32, 128, 128), (32, 512, 128), (64, 256, 256)]  # fmt: skip
-
-
-def _time(fn: object, repeats: int = 3) -> float:
-    assert callable(fn)
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -50,15 +38,12 @@ def main() -> None:
                 if device == "cuda":
                     torch.cuda.synchronize()
 
-            row[f"{name}_ms"] = round(_time(step) * 1e3, 2)
+            row[f"{name}_ms"] = round(best_seconds(step) * 1e3, 2)
         row["scan_speedup"] = round(float(row["loop_ms"]) / float(row["scan_ms"]), 2)  # type: ignore[arg-type]
         records.append(row)
         print(row, flush=True)
     out = Path(__file__).parent / "results" / f"scan-crossover-{device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=1))
-    os.replace(tmp, out)
+    write_json(out, records)
     print(f"wrote {out}")
 
 

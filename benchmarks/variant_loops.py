@@ -13,13 +13,13 @@ each as a ratio to plain ``nn.LSTM`` on the same data. Writes
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _timing import best_seconds, write_json  # benchmarks/ is on sys.path when run as a script
 from torch import Tensor
 
 from rnnkit import Recurrent
@@ -43,17 +43,6 @@ def _scripted(
         h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, [H], g_c, b_c))
         outs.append(h)
     return torch.stack(outs)
-
-
-def _best(fn: object, repeats: int = 3) -> float:
-    assert callable(fn)
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _measure(B: int, T: int, I: int, H: int) -> dict[str, object]:  # noqa: E741
@@ -80,15 +69,15 @@ def _measure(B: int, T: int, I: int, H: int) -> dict[str, object]:  # noqa: E741
         out.sum().backward()
 
     row: dict[str, object] = {"B": B, "T": T, "I": I, "H": H}
-    row["nn_lstm_ms"] = t_ref = _best(run_ref) * 1e3
-    row["loop_ms"] = _best(run_loop) * 1e3
-    row["script_ms"] = _best(run_script) * 1e3
+    row["nn_lstm_ms"] = t_ref = best_seconds(run_ref) * 1e3
+    row["loop_ms"] = best_seconds(run_loop) * 1e3
+    row["script_ms"] = best_seconds(run_script) * 1e3
     eager = cell.recur
     start = time.perf_counter()
     cell.recur = torch.compile(eager, dynamic=False)  # type: ignore[method-assign]
     run_loop()
     row["compile_s"] = time.perf_counter() - start
-    row["compiled_step_ms"] = _best(run_loop) * 1e3
+    row["compiled_step_ms"] = best_seconds(run_loop) * 1e3
     cell.recur = eager  # type: ignore[method-assign]
     for key in ("loop", "script", "compiled_step"):
         row[f"{key}_ratio"] = round(t_ref / float(row[f"{key}_ms"]), 3)  # type: ignore[arg-type]
@@ -103,9 +92,7 @@ def main() -> None:
         records.append(row)
         print(row, flush=True)
     out = Path(__file__).parent / "results" / "variant-loops-cpu.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=1))
-    os.replace(tmp, out)
+    write_json(out, records)
     print(f"wrote {out}")
 
 
