@@ -89,7 +89,8 @@ class Recurrent(nn.Module):
             cells += layer_cells
             size = directions * layer_cells[0].output_size
         self.cells = nn.ModuleList(cells)
-        self._cell_list = cells  # the same modules as a plain list: streaming steps index it
+        # The same modules as a plain list: indexing a ModuleList costs microseconds per step.
+        self._cell_list = cells
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -104,12 +105,7 @@ class Recurrent(nn.Module):
     @property
     def output_size(self) -> int:
         """The feature size of the output, ``D * O``."""
-        return self.num_directions * self._cell(0).output_size
-
-    def _cell(self, i: int) -> RecurrentCell:
-        cell = self.cells._modules[str(i)]  # a dict lookup: ModuleList indexing is slow per step
-        assert isinstance(cell, RecurrentCell)
-        return cell
+        return self.num_directions * self._cell_list[0].output_size
 
     def _first_param(self) -> Tensor:
         """The first cell's input weight (or any parameter): the layer's dtype and device."""
@@ -118,10 +114,6 @@ class Recurrent(nn.Module):
 
     def _dtype(self) -> torch.dtype:
         return self._first_param().dtype
-
-    @property
-    def is_lstm_state(self) -> bool:
-        return self._state_widths()[0]
 
     def init_state(
         self,
@@ -140,15 +132,12 @@ class Recurrent(nn.Module):
         parts = [torch.zeros(n, batch_size, w, device=device, dtype=dtype) for w in widths]
         return LSTMState(parts[0], parts[1]) if is_lstm else parts[0]
 
-    def _all_cells(self) -> list[RecurrentCell]:
-        return [self._cell(i) for i in range(len(self.cells))]
-
     def plan(self, batch_size: int | None = None) -> tuple[str, str]:
         """The path the next ``forward`` will take in the current mode, and why.
 
         ``batch_size`` matters only for scan cells on the CPU (see ``scan_cpu_max_width``).
         """
-        cells = self._all_cells()
+        cells = self._cell_list
         if self.force_loop:
             return "loop", "force_loop=True"
         if all(isinstance(c, ScanCell) for c in cells):
@@ -249,7 +238,7 @@ class Recurrent(nn.Module):
     # --- paths -------------------------------------------------------------------------------
 
     def _run_native(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
-        cells = self._all_cells()
+        cells = self._cell_list
         op = str(getattr(cells[0], "native_op", ""))
         params: list[Tensor] = []
         for c in cells:
@@ -289,7 +278,7 @@ class Recurrent(nn.Module):
             outs = []
             for d in range(D):
                 i = layer * D + d
-                cell = self._cell(i)
+                cell = self._cell_list[i]
                 xs = x if d == 0 else _gather_time(x, reverse_index)
                 out, final = run(cell, xs, _index(state, i), mask, lengths, self.training)
                 outs.append(out if d == 0 else _gather_time(out, reverse_index))
@@ -343,7 +332,7 @@ class Recurrent(nn.Module):
         """Whether the state is an LSTMState, and the last-dimension size of each of its parts;
         read once from a meta-device state, so checking a streaming step allocates nothing."""
         if self._widths is None:
-            s = self._cell(0).init_state(1, device=torch.device("meta"))
+            s = self._cell_list[0].init_state(1, device=torch.device("meta"))
             parts = [s.h, s.c] if isinstance(s, LSTMState) else [s]
             self._widths = (isinstance(s, LSTMState), [int(p.shape[-1]) for p in parts])
         return self._widths
