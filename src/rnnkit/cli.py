@@ -1,4 +1,5 @@
-"""The ``rnnkit`` command: fit, validate, test, predict, generate, forecast, datasets, diagnose.
+"""The ``rnnkit`` command: fit, validate, test, predict, generate, forecast, datasets, diagnose,
+app.
 
 ``rnnkit fit --config configs/NAME.yaml [--section.key value ...]`` follows LightningCLI's
 conventions: a YAML recipe, dotted overrides, ``--print_config`` to see every value a run would use.
@@ -26,6 +27,7 @@ COMMANDS = {
     "forecast": "forecast the next N steps with a trained forecaster",
     "datasets": "list the data sets of the offline registry",
     "diagnose": "gradient flow through time, gate saturation and Jacobian spectra of a run",
+    "app": "run an application end to end on real data against its baselines (configs/APP.yaml)",
 }
 
 USAGE = (
@@ -63,6 +65,10 @@ def _peek_task(args: Sequence[str]) -> str:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             if not isinstance(data, dict):
                 raise ValueError(f"config file {path} must hold a YAML mapping of sections")
+            if "app" in data:
+                raise ValueError(
+                    f"{path} is an application recipe; run it with `rnnkit app {data['app']}`"
+                )
             task = data.get("task", task)
     return task or "language_model"
 
@@ -197,6 +203,26 @@ def cmd_datasets(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_app(args: Sequence[str]) -> int:
+    from rnnkit.apps import APPS, run_app
+
+    p = argparse.ArgumentParser(prog="rnnkit app", description=COMMANDS["app"])
+    p.add_argument("name", choices=sorted(APPS), help="the application")
+    p.add_argument("--config", help="recipe YAML (default: configs/NAME.yaml)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed")
+    p.add_argument("--out", help="output folder (default: runs/apps/NAME)")
+    p.add_argument("--quick", action="store_true", help="the recipe's scaled-down CI version")
+    ns = p.parse_args(list(args))
+    records = run_app(ns.name, config=ns.config, seeds=ns.seeds, out_dir=ns.out, quick=ns.quick)
+    for r in records:
+        arrow = "higher" if r["higher_is_better"] else "lower"
+        print(
+            f"{r['dataset']:<18} {r['model']:<26} {r['metric']} ({arrow} is better): "
+            f"{r['value']:.4g} ± {r['spread']:.2g}  vs {r['baseline']} {r['baseline_value']:.4g}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnnkit`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -221,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rnnkit.diagnostics.cli import diagnose_main
 
             return diagnose_main(rest)
+        if command == "app":
+            return cmd_app(rest)
         return cmd_datasets(rest)
     except (ValueError, argparse.ArgumentError) as err:
         return _fail(str(err))

@@ -162,7 +162,21 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
     assert s2["metrics"]["val_bpc"] == pytest.approx(s1["metrics"]["val_bpc"], rel=1e-4)
 
 
-@pytest.mark.parametrize("recipe", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def _is_app(recipe: Path) -> bool:
+    return "app" in (yaml.safe_load(recipe.read_text()) or {})
+
+
+FIT_RECIPES = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if not _is_app(p)]
+APP_RECIPES = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if _is_app(p)]
+
+
+@pytest.mark.parametrize("recipe", APP_RECIPES, ids=lambda p: p.stem)
+def test_app_recipe_is_refused_by_fit_with_a_pointer(recipe: Path, capsys: Any) -> None:
+    assert main(["fit", "--config", str(recipe)]) == 2
+    assert "rnnkit app" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", FIT_RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_parses(recipe: Path, capsys: Any) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", "--config", str(recipe), "--print_config"])

@@ -36,6 +36,7 @@ def test_registry_lists_every_set_with_metadata() -> None:
         "rotten_tomatoes",
         "cmudict",
         "bach_chorales",
+        "movielens_100k",
     }
     for info in list_datasets():
         assert info.description and info.size and info.source and info.licence

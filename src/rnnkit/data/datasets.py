@@ -288,6 +288,106 @@ def _mitdb(info: DatasetInfo, *, val_size: float = 0.2, test_size: float = 0.2) 
     return DataSplits(info, train, val, test, {"scaler": scaler, "classes": ["normal", "anomaly"]})
 
 
+# ---- sequential recommendation (MovieLens-100K, shipped by recbole) ----
+
+_ML_COLUMNS = ("user_id:token", "item_id:token", "rating:float", "timestamp:float")
+
+
+@register(
+    DatasetInfo(
+        "movielens_100k",
+        "recommendation",
+        "MovieLens-100K ratings as one time-ordered item sequence per user (ties in time broken by "
+        "item id); leave-one-out: last item = test, second-to-last = validation, the rest = train.",
+        "100,000 ratings, 943 users, 1,682 movies, 20-737 items per user",
+        "recbole/dataset_example/ml-100k/ml-100k.inter (read as a file; recbole not imported)",
+        "GroupLens MovieLens terms (research use, no redistribution; cite Harper & Konstan 2015); "
+        "recbole MIT",
+        extra="datasets (recbole, --no-deps)",
+    )
+)
+def _movielens_100k(
+    info: DatasetInfo,
+    *,
+    min_rating: float = 0.0,
+    max_users: int | None = None,
+    path: str | Path | None = None,
+) -> DataSplits:
+    """Items are ids ``1..n_items`` (0 is padding). ``train``: each user's sequence without its
+    last two items (labels None); ``val``: that history with the second-to-last item as label;
+    ``test``: the history up to the second-to-last item with the last item as label. Rows are users
+    in id order; ``max_users`` keeps the first N (for small runs), ``min_rating`` drops ratings
+    below it (0 keeps every rating as an interaction)."""
+    file = (
+        Path(path)
+        if path is not None
+        else package_dir("recbole") / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    )
+    if not file.is_file():
+        raise ValueError(f"{file}: no such file (install recbole==1.2.1, which ships it)")
+    frame = pd.read_csv(file, sep="\t", dtype=str, keep_default_na=False)
+    for col in _ML_COLUMNS:
+        if col not in frame.columns:
+            raise ValueError(
+                f"{file} row 1, column {col!r}: no such column; the header has "
+                f"{list(frame.columns)}"
+            )
+    if frame.empty:
+        raise ValueError(f"{file}: the header has no data rows under it")
+    numbers = {}
+    for col in _ML_COLUMNS:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"{file} row {int(bad[0]) + 2}, column {col!r}: {frame[col].iloc[bad[0]]!r} is "
+                "not a number"
+            )
+        numbers[col] = values
+    users = numbers["user_id:token"].astype(np.int64)
+    raw_items = numbers["item_id:token"].astype(np.int64)
+    keep = numbers["rating:float"] >= min_rating
+    users, raw_items, times = users[keep], raw_items[keep], numbers["timestamp:float"][keep]
+    item_ids = np.unique(raw_items)  # raw id of item i+1
+    items = np.searchsorted(item_ids, raw_items) + 1
+    order = np.lexsort((items, times, users))  # by user, then time, then item id
+    users, items = users[order], items[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    seqs = np.split(items, starts[1:])
+    user_ids = users[starts]
+    long_enough = [i for i, s in enumerate(seqs) if len(s) >= 3]
+    if max_users is not None:
+        long_enough = long_enough[:max_users]
+    if not long_enough:
+        raise ValueError(f"{file}: no user has the 3 interactions leave-one-out needs")
+    seqs = [seqs[i] for i in long_enough]
+    src = str(file)
+    train = SequenceDataset([s[:-2] for s in seqs], source=f"{src} train")
+    val = SequenceDataset([s[:-2] for s in seqs], [int(s[-2]) for s in seqs], source=f"{src} val")
+    test = SequenceDataset([s[:-1] for s in seqs], [int(s[-1]) for s in seqs], source=f"{src} test")
+    meta = {
+        "n_items": len(item_ids),
+        "item_ids": item_ids.tolist(),
+        "users": user_ids[long_enough].tolist(),
+        "titles": _ml_titles(file.with_suffix(".item"), item_ids),
+    }
+    return DataSplits(info, train, val, test, meta)
+
+
+def _ml_titles(path: Path, item_ids: np.ndarray) -> list[str]:
+    """Movie titles by item id - 1 from the ``.item`` file next to the ratings, or raw ids."""
+    names = {int(i): f"item {int(i)}" for i in item_ids}
+    if path.is_file():
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if {"item_id:token", "movie_title:token_seq"} <= set(frame.columns):
+            for raw, title in zip(
+                frame["item_id:token"], frame["movie_title:token_seq"], strict=True
+            ):
+                if raw.isdigit() and int(raw) in names:
+                    names[int(raw)] = title
+    return [names[int(i)] for i in item_ids]
+
+
 # ---- handwriting as sequences (scikit-learn digits) ----
 
 

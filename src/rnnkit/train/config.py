@@ -114,13 +114,31 @@ class TextDataConfig:
     """A text corpus for a language model, read as one stream and split contiguously."""
 
     source: str = "pydoc_topics"  # registry name ("shakespeare", "python_stdlib", ...) or a file
-    level: Literal["char"] = "char"  # tokenisation level
+    level: Literal["char", "word"] = "char"  # tokens: characters, or words/numbers/punctuation
     lower: bool = False  # lower-case the text first
-    max_chars: int | None = None  # keep only the first N characters (None: all)
+    max_chars: int | None = None  # keep only the first N tokens of each split (None: all)
+    head_chars: int | None = None  # cut the text to its first N characters, then split (None: all)
     val_fraction: float = 0.05  # held-out fraction (contiguous, after train)
     test_fraction: float = 0.05  # test fraction (contiguous, at the end)
     batch_size: int = 32  # parallel streams per optimiser step (global, over all processes)
     val_batch_size: int = 32  # parallel streams for validation/test
+    min_freq: int = 2  # word level: words seen fewer times in the training text become <unk>
+    max_vocab: int | None = None  # word level: at most this many tokens, specials included
+
+    def __post_init__(self) -> None:
+        if self.level not in ("char", "word"):
+            raise ValueError(f"data.level must be 'char' or 'word', got {self.level!r}")
+        for name in ("max_chars", "head_chars", "max_vocab"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"data.{name} must be >= 1 or null, got {value}")
+        if self.min_freq < 1:
+            raise ValueError(f"data.min_freq must be >= 1, got {self.min_freq}")
+        if self.batch_size < 1 or self.val_batch_size < 1:
+            raise ValueError(
+                f"data.batch_size and data.val_batch_size must be >= 1, got {self.batch_size}, "
+                f"{self.val_batch_size}"
+            )
 
 
 @dataclass

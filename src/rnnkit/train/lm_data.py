@@ -1,4 +1,4 @@
-"""Language-model data for training: a char corpus as parallel streams, resumable and rank-aware.
+"""Language-model data for training: a char or word corpus as parallel streams, resumable.
 
 The corpus comes from the data registry (``rnnkit.data.load("shakespeare")``, contiguous
 train/val/test id blocks and the vocab) or from a UTF-8 file path. Each split is laid out as the
@@ -8,6 +8,7 @@ a DDP run reads only its own rows, so the global batch is the same whatever the 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from rnnkit.data import LMStream, Vocab, load, read_text, split_contiguous
+from rnnkit.data import LMStream, Vocab, load, read_text, word_tokenize
 from rnnkit.train.config import TextDataConfig
 from rnnkit.types import Batch
 
@@ -54,32 +55,108 @@ class Corpus:
 
 
 def load_corpus(cfg: TextDataConfig) -> Corpus:
-    """Read ``cfg.source`` (a registry name or a file) into contiguous id splits."""
-    path = Path(cfg.source)
-    if path.suffix or path.is_file():
-        text = read_text(path)
-        if cfg.lower:
-            text = text.lower()
-        n_train = len(text) - int(len(text) * cfg.val_fraction) - int(len(text) * cfg.test_fraction)
-        vocab = Vocab.build(text[:n_train])
-        train, val, test = split_contiguous(
-            vocab.encode_chars(text), val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction
-        )
-    else:
-        splits = load(cfg.source, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
-        if "vocab" not in splits.meta or not isinstance(splits.train, np.ndarray):
-            raise ValueError(
-                f"data.source {cfg.source!r} is a {splits.info.task} set, not a text stream; "
-                "use a language-model set (rnnkit datasets) or a text file"
-            )
-        train, val, test = (np.asarray(p) for p in (splits.train, splits.val, splits.test))
-        vocab = splits.meta["vocab"]
-        if cfg.lower:
-            raise ValueError("data.lower applies to text files only; registry sets are cased")
+    """Read ``cfg.source`` (a registry name or a file) into contiguous id splits.
+
+    Character level reads a registry set's own splits (or a file's); ``head_chars`` first cuts the
+    text to its start. Word level splits the same text contiguously by characters, tokenises each
+    block with `rnnkit.data.word_tokenize` and builds the vocab from the training block (words seen
+    fewer than ``min_freq`` times, or beyond ``max_vocab``, become ``<unk>``, in every split).
+    """
+    key = (
+        cfg.source,
+        cfg.level,
+        cfg.lower,
+        cfg.head_chars,
+        cfg.val_fraction,
+        cfg.test_fraction,
+        cfg.min_freq,
+        cfg.max_vocab,
+    )
+    corpus = _cached_corpus(*key)
+    train, val, test = corpus.train, corpus.val, corpus.test
     if cfg.max_chars is not None:
         keep = max(1, int(cfg.max_chars * cfg.val_fraction))
         train, val, test = train[: cfg.max_chars], val[:keep], test[:keep]
-    return Corpus(np.asarray(train), np.asarray(val), np.asarray(test), vocab, cfg.source)
+    return Corpus(train, val, test, corpus.vocab, corpus.source)
+
+
+def _is_file(source: str) -> bool:
+    path = Path(source)
+    return bool(path.suffix) or path.is_file()
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_corpus(
+    source: str,
+    level: str,
+    lower: bool,
+    head_chars: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    min_freq: int,
+    max_vocab: int | None,
+) -> Corpus:
+    # Cached: an application trains several models on one corpus; the arrays are never written.
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"data.val_fraction {val_fraction} and data.test_fraction {test_fraction} must be in "
+            "[0, 1) and sum to less than 1"
+        )
+    fractions = {"val_fraction": val_fraction, "test_fraction": test_fraction}
+    if level == "char" and not lower and not _is_file(source):
+        splits = _registry_splits(source, head_chars, **fractions)
+        if splits is not None:
+            train, val, test = (np.asarray(p) for p in (splits.train, splits.val, splits.test))
+            return Corpus(train, val, test, splits.meta["vocab"], source)
+    text = _source_text(source, head_chars)
+    if lower:
+        text = text.lower()
+    n = len(text)
+    n_val, n_test = int(n * val_fraction), int(n * test_fraction)
+    n_train = n - n_val - n_test
+    blocks = text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :]
+    if level == "char":
+        vocab = Vocab.build(blocks[0])
+        train, val, test = (vocab.encode_chars(b) for b in blocks)
+    else:
+        words = [word_tokenize(b) for b in blocks]
+        vocab = Vocab.build(words[0], min_freq=min_freq, max_size=max_vocab)
+        train, val, test = (np.asarray(vocab.encode(w), dtype=np.int32) for w in words)
+    if len(train) < 2:
+        raise ValueError(f"data.source {source!r}: the training split holds {len(train)} tokens")
+    return Corpus(train, val, test, vocab, source)
+
+
+def _registry_splits(source: str, head_chars: int | None, **opts: Any) -> Any:
+    """A registry set's splits, read up to ``head_chars`` characters; None if the set cannot stop
+    early (then the caller cuts the text itself)."""
+    if head_chars is not None:
+        opts["max_chars"] = head_chars
+    try:
+        splits = load(source, **opts)
+    except TypeError as err:  # the set's loader takes no max_chars
+        if "max_chars" not in str(err):
+            raise
+        return None
+    if "vocab" not in splits.meta or not isinstance(splits.train, np.ndarray):
+        raise ValueError(
+            f"data.source {source!r} is a {splits.info.task} set, not a text stream; "
+            "use a language-model set (rnnkit datasets) or a text file"
+        )
+    return splits
+
+
+def _source_text(source: str, head_chars: int | None) -> str:
+    """The text of a file or of a registry language-model set, cut to ``head_chars``."""
+    if _is_file(source):
+        return read_text(Path(source))[:head_chars]
+    # One block (no held-out parts), so its vocab covers every character and decoding is exact.
+    whole = {"val_fraction": 0.0, "test_fraction": 0.0}
+    splits = _registry_splits(source, head_chars, **whole) or _registry_splits(
+        source, None, **whole
+    )
+    tokens = np.asarray(splits.meta["vocab"].tokens, dtype=object)
+    return "".join(tokens[np.asarray(splits.train)].tolist())[:head_chars]
 
 
 def unigram_bpc(train: np.ndarray, heldout: np.ndarray, vocab_size: int) -> float:

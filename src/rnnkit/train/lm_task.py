@@ -6,9 +6,10 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
-from rnnkit.data import Vocab
+from rnnkit.data import Vocab, word_tokenize
 from rnnkit.models import LanguageModel, LanguageModelConfig
 from rnnkit.train.fit import Built
 from rnnkit.train.lm_data import TextStreamData, unigram_bpc
@@ -29,9 +30,18 @@ def sample_text(
     top_p: float | None = None,
     strategy: str = "sample",
     seed: int = 0,
+    level: str = "char",
 ) -> str:
-    """Continue ``prompt`` by ``chars`` characters with ``model.generate`` (seeded)."""
-    ids = vocab.encode_chars(prompt or DEFAULT_PROMPT).astype("int64")
+    """Continue ``prompt`` by ``chars`` tokens with ``model.generate`` (seeded).
+
+    ``level="word"`` tokenises the prompt into words (an empty one starts from ``<unk>``) and joins
+    the generated words with spaces.
+    """
+    if level == "word":
+        words = vocab.encode(word_tokenize(prompt)) or [vocab.unk_id]
+        ids = np.asarray(words, dtype=np.int64)
+    else:
+        ids = vocab.encode_chars(prompt or DEFAULT_PROMPT).astype("int64")
     device = next(model.parameters()).device
     prompt_ids = torch.from_numpy(ids)[None].to(device)  # (1, T0)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -44,6 +54,8 @@ def sample_text(
         top_p=top_p,
         generator=gen,
     )  # (1, N)
+    if level == "word":
+        return " ".join(vocab.decode(out[0].tolist(), skip_special=False))
     return "".join(vocab.decode(out[0].tolist(), skip_special=True))
 
 
@@ -71,7 +83,13 @@ def build_language_model(experiment: LanguageModelExperiment) -> Built:
     def after_fit(built: Built) -> dict[str, Any]:
         if experiment.sample_chars <= 0:
             return {}
-        text = sample_text(model, corpus.vocab, chars=experiment.sample_chars, seed=experiment.seed)
+        text = sample_text(
+            model,
+            corpus.vocab,
+            chars=experiment.sample_chars,
+            seed=experiment.seed,
+            level=experiment.data.level,
+        )
         return {"sample": text}
 
     return Built(

@@ -1,0 +1,207 @@
+"""What every application shares: the registry, recipe loading, seeds, records and timing."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+# app name -> module under rnnkit.apps; the recipe is configs/<name>.yaml
+APPS: dict[str, str] = {
+    "language_model": "rnnkit.apps.language_model",
+    "sentiment": "rnnkit.apps.sentiment",
+    "forecasting": "rnnkit.apps.forecasting",
+    "sequence_classification": "rnnkit.apps.sequence_classification",
+    "digits": "rnnkit.apps.digits",
+    "music": "rnnkit.apps.music",
+    "dates": "rnnkit.apps.dates",
+    "anomaly": "rnnkit.apps.anomaly",
+    "recommendation": "rnnkit.apps.recommendation",
+}
+
+REQUIRED_FIELDS = (
+    "app",
+    "dataset",
+    "model",
+    "metric",
+    "higher_is_better",
+    "value",
+    "baseline",
+    "baseline_value",
+    "seeds",
+    "wall_s",
+)
+
+
+def configs_dir() -> Path:
+    """The repository's ``configs/`` folder (next to ``src/``), or ``RNNKIT_CONFIGS``."""
+    env = os.environ.get("RNNKIT_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``, mappings recursively (how ``quick:`` applies)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def app_config(name: str, path: str | Path | None = None, *, quick: bool = False) -> dict[str, Any]:
+    """The application's recipe as a dict; ``quick`` merges its ``quick:`` section over the rest."""
+    if name not in APPS:
+        raise ValueError(f"unknown application {name!r}; choose one of {sorted(APPS)}")
+    file = Path(path) if path is not None else configs_dir() / f"{name}.yaml"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no recipe for application {name!r}")
+    data = yaml.safe_load(file.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: a recipe must be a mapping, got {type(data).__name__}")
+    if data.get("app", name) != name:
+        raise ValueError(f"{file}: field 'app' is {data['app']!r}, expected {name!r}")
+    over = data.pop("quick", {}) or {}
+    return merge(data, over) if quick else data
+
+
+def config_field(config: dict[str, Any], path: str, app: str) -> Any:
+    """The recipe value at dotted ``path``; a missing one is an error naming the field."""
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"{app} recipe: field {path!r} is missing")
+        node = node[part]
+    return node
+
+
+def run_app(
+    name: str,
+    *,
+    config: str | Path | dict[str, Any] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    out_dir: str | Path | None = None,
+    quick: bool = False,
+) -> list[dict[str, Any]]:
+    """Run one application over ``seeds``; returns its records and writes ``OUT/records.json``."""
+    cfg = config if isinstance(config, dict) else app_config(name, config, quick=quick)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / "apps" / name
+    out.mkdir(parents=True, exist_ok=True)
+    module = importlib.import_module(APPS[name])
+    run: Callable[..., list[dict[str, Any]]] = module.run
+    start = time.perf_counter()
+    records = run(cfg, seeds=list(seeds), out_dir=out, quick=quick)
+    total = time.perf_counter() - start
+    for rec in records:
+        missing = [f for f in REQUIRED_FIELDS if f not in rec]
+        if missing:
+            raise AssertionError(f"{name}: record {rec.get('model')!r} lacks {missing}")
+        rec.setdefault("quick", quick)
+        rec.setdefault("app_wall_s", round(total, 1))
+        rec.setdefault("machine", machine())
+    (out / "records.json").write_text(json.dumps(records, indent=1))
+    return records
+
+
+def machine() -> dict[str, Any]:
+    """Where a result was measured: CPU count, torch threads, load, versions."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        load = float("nan")
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_1min": round(load, 2),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def seed_all(seed: int) -> None:
+    """Seed python, numpy and torch (what every per-seed run starts with)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def timer() -> Iterator[dict[str, float]]:
+    """``with timer() as t: ...`` then ``t["s"]`` is the wall time in seconds."""
+    box = {"s": 0.0}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["s"] = time.perf_counter() - start
+
+
+def spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value) of per-seed results."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no values to summarise")
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return float(arr.mean()), std
+
+
+def record(
+    *,
+    app: str,
+    dataset: str,
+    model: str,
+    metric: str,
+    higher_is_better: bool,
+    values: Sequence[float],
+    baseline: str,
+    baseline_values: Sequence[float] | float,
+    seeds: Sequence[int],
+    wall_s: float,
+    split: str = "test",
+    **extra: Any,
+) -> dict[str, Any]:
+    """One model/baseline pair: per-seed values summarised as mean ± standard deviation.
+
+    ``wall_s`` is the model's training and evaluation time per seed (mean), on this machine.
+    """
+    value, std = spread(values)
+    base_list = (
+        [float(baseline_values)]
+        if isinstance(baseline_values, (int, float))
+        else [float(v) for v in baseline_values]
+    )
+    base, base_std = spread(base_list)
+    better = value > base if higher_is_better else value < base
+    return {
+        "app": app,
+        "dataset": dataset,
+        "model": model,
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "value": value,
+        "spread": std,
+        "values": [float(v) for v in values],
+        "baseline": baseline,
+        "baseline_value": base,
+        "baseline_spread": base_std,
+        "beats_baseline": bool(better),
+        "seeds": list(seeds),
+        "wall_s": round(float(wall_s), 1),
+        "split": split,
+        **extra,
+    }

@@ -1,0 +1,488 @@
+"""Music: a next-note language model on the soprano lines of Bach's chorales.
+
+Data: ``rnnkit.data.load("bach_chorales", representation="events")`` -- music21's corpus, one
+``(T, 2)`` array ``[midi pitch (0 = rest), duration in quarters]`` per chorale (the soprano part),
+split by chorale with the loader's seeded split (``data.split_seed``, fixed across model seeds so
+every seed is scored on the same held-out chorales).
+
+Tokens: one token per note event, the pair ``(pitch, duration)`` (e.g. ``A4 crotchet``, rests
+included as pitch 0). The vocabulary is read from the training chorales; pairs seen fewer than
+``tokens.min_count`` times there map to ``<unk>``, so ``<unk>`` is learnt and held-out chorales can
+hold unseen pairs. Each chorale is ``<bos> note ... note <eos>``.
+
+Metric: negative log-likelihood per predicted token on the test chorales -- every note and the
+``<eos>``, each given everything before it in its chorale -- in nats and in bits. The unigram and
+bigram (`rnnkit.evaluate.NGram`, add-k smoothing with k chosen on the validation chorales) score
+exactly the same tokens with the same vocabulary: the unigram never predicts ``<bos>``, the
+bigram's first prediction of a chorale is conditioned on ``<bos>``.
+
+Model: `rnnkit.models.LanguageModel` trained here with AdamW, gradient clipping and early stopping
+on the validation chorales' NLL (the best epoch's weights are kept); the test split is scored
+once.
+
+Outputs in ``out_dir``: ``generated_<i>.mid`` (chorale melodies sampled from the first seed's model,
+written with music21), ``test_chorale.mid`` (a real held-out melody), ``pianoroll.png`` (generated
+vs real) and ``val_curve.png`` (validation NLL per epoch against the baselines).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit.apps._common import record, seed_all, timer
+from rnnkit.data.batching import BucketSampler
+from rnnkit.evaluate import NGram, bits_per_token
+from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
+
+APP = "music"
+BOS, EOS, UNK = 0, 1, 2
+SPECIALS = ("<bos>", "<eos>", "<unk>")
+Token = tuple[int, float]  # (midi pitch, 0 = rest; duration in quarter notes)
+
+
+# ---- recipe ----
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name, {})
+    if not isinstance(value, dict):
+        raise ValueError(f"music recipe: field {name!r} must be a mapping, got {value!r}")
+    return value
+
+
+def _positive(section: str, cfg: dict[str, Any], *names: str) -> None:
+    for name in names:
+        value = cfg.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"music recipe: field '{section}.{name}' must be > 0, got {value!r}")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first recipe field that cannot work."""
+    data = _section(config, "data")
+    if data.get("name", "bach_chorales") != "bach_chorales":
+        raise ValueError(
+            f"music recipe: field 'data.name' must be 'bach_chorales', got {data['name']!r}"
+        )
+    limit = data.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 10):
+        raise ValueError(
+            f"music recipe: field 'data.limit' must be null or an int >= 10, got {limit!r}"
+        )
+    for name in ("val_fraction", "test_fraction"):
+        v = data.get(name, 0.1)
+        if not isinstance(v, (int, float)) or not 0.0 < v < 0.5:
+            raise ValueError(f"music recipe: field 'data.{name}' must be in (0, 0.5), got {v!r}")
+    _positive("tokens", _section(config, "tokens"), "min_count")
+    model = _section(config, "model")
+    _positive("model", model, "embedding_dim", "hidden_size", "num_layers")
+    train = _section(config, "train")
+    _positive("train", train, "epochs", "batch_size", "lr", "clip", "patience")
+    grid = _section(config, "baselines").get("k_grid")
+    if (
+        not isinstance(grid, list)
+        or not grid
+        or any(not isinstance(k, (int, float)) or k <= 0 for k in grid)
+    ):
+        raise ValueError(
+            f"music recipe: field 'baselines.k_grid' must be a list of k > 0, got {grid!r}"
+        )
+    gen = _section(config, "generate")
+    _positive("generate", gen, "samples", "max_notes", "temperature")
+    if "stats_samples" in gen:
+        _positive("generate", gen, "stats_samples")
+
+
+# ---- tokens ----
+
+
+def _events(dataset: Any) -> list[list[Token]]:
+    return [[(int(p), float(d)) for p, d in seq.numpy()] for seq in dataset.sequences]
+
+
+class NoteVocab:
+    """``(pitch, duration)`` pairs <-> ids; ids 0, 1, 2 are ``<bos>``, ``<eos>``, ``<unk>``."""
+
+    def __init__(self, train: Sequence[Sequence[Token]], *, min_count: int) -> None:
+        counts = Counter(t for seq in train for t in seq)
+        kept = sorted(t for t, c in counts.items() if c >= min_count)
+        self.tokens: list[Token] = kept
+        self.index = {t: i + len(SPECIALS) for i, t in enumerate(kept)}
+
+    def __len__(self) -> int:
+        return len(self.tokens) + len(SPECIALS)
+
+    def encode(self, seq: Sequence[Token]) -> list[int]:
+        """``<bos>`` + one id per note (``<unk>`` if unseen) + ``<eos>``."""
+        return [BOS] + [self.index.get(t, UNK) for t in seq] + [EOS]
+
+    def decode(self, ids: Sequence[int]) -> list[Token]:
+        """Notes of ``ids``, stopping at ``<eos>``; ``<bos>``/``<unk>`` are dropped."""
+        out: list[Token] = []
+        for i in ids:
+            if i == EOS:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.tokens[i - len(SPECIALS)])
+        return out
+
+
+# ---- baselines ----
+
+
+def ngram_nll(model: NGram, seqs: Sequence[Sequence[int]]) -> float:
+    """Mean NLL (nats) per *predicted* token of ``<bos>``-started ``seqs``, as the LM scores them.
+
+    A unigram is fitted and scored without ``<bos>``; a bigram's `NGram.nll` also scores each
+    sequence's first token (``<bos>``) with its unigram, which is taken back out exactly here.
+    """
+    if model.order == 1:
+        return model.nll([s[1:] for s in seqs])
+    n_tok = sum(len(s) for s in seqs)
+    total = model.nll(seqs) * n_tok - len(seqs) * model.nll([[BOS]])
+    return total / (n_tok - len(seqs))
+
+
+def fit_ngrams(
+    train: Sequence[Sequence[int]],
+    val: Sequence[Sequence[int]],
+    vocab_size: int,
+    k_grid: Sequence[float],
+) -> dict[str, tuple[NGram, float, dict[float, float]]]:
+    """Unigram and bigram with the add-k smoothing that minimises validation NLL."""
+    out = {}
+    for name, order in (("unigram", 1), ("bigram", 2)):
+        fit_on = [s[1:] for s in train] if order == 1 else list(train)
+        scores = {}
+        for k in k_grid:
+            ng = NGram(vocab_size, order=order, k=float(k)).fit(fit_on)
+            scores[float(k)] = ngram_nll(ng, val)
+        best = min(scores, key=lambda k: scores[k])
+        out[name] = (NGram(vocab_size, order=order, k=best).fit(fit_on), best, scores)
+    return out
+
+
+# ---- the model ----
+
+
+def _batch(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+    x = torch.full((len(seqs), int(lengths.max())), EOS, dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.tensor(s, dtype=torch.int64)
+    return x, lengths
+
+
+@torch.no_grad()
+def lm_nll(model: LanguageModel, seqs: Sequence[Sequence[int]], batch_size: int = 64) -> float:
+    """Mean NLL (nats) per predicted token (every token after ``<bos>``) over ``seqs``."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    seqs = sorted(seqs, key=len)  # similar lengths together; the mean does not depend on order
+    for i in range(0, len(seqs), batch_size):
+        x, lengths = _batch(seqs[i : i + batch_size])
+        inp, tgt, n = x[:, :-1], x[:, 1:], lengths - 1
+        logits = model(inp, lengths=n).logits  # (B, T-1, V)
+        mask = torch.arange(inp.shape[1])[None, :] < n[:, None]
+        total += float(F.cross_entropy(logits[mask], tgt[mask], reduction="sum"))
+        count += int(mask.sum())
+    model.train(was)
+    return total / count
+
+
+def train_lm(
+    train: Sequence[Sequence[int]],
+    val: Sequence[Sequence[int]],
+    vocab_size: int,
+    config: dict[str, Any],
+    seed: int,
+) -> tuple[LanguageModel, list[float], int]:
+    """AdamW + clipping, early stopping on validation NLL; returns the best model, the
+    validation curve (one value per epoch) and the best epoch (1-based)."""
+    seed_all(seed)
+    m, t = config["model"], config["train"]
+    model = LanguageModel(
+        LanguageModelConfig(
+            vocab_size=vocab_size,
+            embedding_dim=int(m["embedding_dim"]),
+            cell=m.get("cell", "lstm"),
+            hidden_size=int(m["hidden_size"]),
+            num_layers=int(m["num_layers"]),
+            dropout=float(m.get("dropout", 0.0)),
+            tie_weights=bool(m.get("tie_weights", False)),
+        )
+    )
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=float(t["lr"]), weight_decay=float(t.get("weight_decay", 0.01))
+    )
+    bs, clip = int(t["batch_size"]), float(t["clip"])
+    sampler = BucketSampler(  # batches of similar length: less padding
+        [len(s) for s in train],
+        batch_size=bs,
+        pool_batches=int(t.get("pool_batches", 4)),
+        seed=seed,
+    )
+    curve: list[float] = []
+    best, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
+    for epoch in range(1, int(t["epochs"]) + 1):
+        model.train()
+        sampler.set_epoch(epoch)
+        for idx in sampler:
+            x, lengths = _batch([train[j] for j in idx])
+            loss = model.loss(x, lengths=lengths)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+        v = lm_nll(model, val)
+        curve.append(v)
+        if v < best:
+            best, best_epoch, best_state = v, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= int(t["patience"]):
+            break
+    model.load_state_dict(best_state)
+    return model, curve, best_epoch
+
+
+def generate(
+    model: LanguageModel, vocab: NoteVocab, gen: dict[str, Any], seed: int, n: int
+) -> tuple[list[list[Token]], int]:
+    """Sample ``n`` melodies from ``<bos>``; also returns how many reached ``<eos>``."""
+    g = torch.Generator().manual_seed(seed)
+    ids = model.generate(
+        torch.full((n, 1), BOS, dtype=torch.int64),
+        max_new_tokens=int(gen["max_notes"]),
+        strategy="sample",
+        temperature=float(gen["temperature"]),
+        top_p=gen.get("top_p"),
+        eos_id=EOS,
+        generator=g,
+    )
+    rows = ids.tolist()
+    return [vocab.decode(r) for r in rows], sum(EOS in r for r in rows)
+
+
+def melody_stats(melodies: Sequence[Sequence[Token]]) -> dict[str, float]:
+    """Simple, comparable descriptions of melodies: notes per melody, share of melodic steps
+    (consecutive pitched notes at most 2 semitones apart), mean absolute interval (semitones),
+    pitch range per melody (semitones), and share of rests."""
+    lengths: list[int] = []
+    ranges: list[int] = []
+    steps: list[bool] = []
+    rests: list[bool] = []
+    intervals: list[float] = []
+    for m in melodies:
+        lengths.append(len(m))
+        rests.extend(p == 0 for p, _ in m)
+        pitched = [p for p, _ in m if p > 0]
+        if pitched:
+            ranges.append(max(pitched) - min(pitched))
+        d = np.abs(np.diff(pitched)) if len(pitched) > 1 else np.zeros(0)
+        intervals.extend(d.tolist())
+        steps.extend((d <= 2).tolist())
+
+    def mean(v: Sequence[float]) -> float:
+        return round(float(np.mean(v)), 3) if len(v) else float("nan")
+
+    return {
+        "melodies": len(melodies),
+        "notes_per_melody": mean(lengths),
+        "step_share": mean(steps),
+        "mean_abs_interval": mean(intervals),
+        "pitch_range": mean(ranges),
+        "rest_share": mean(rests),
+    }
+
+
+# ---- outputs ----
+
+
+def write_midi(notes: Sequence[Token], path: Path, *, title: str) -> None:
+    """A one-voice MIDI file of ``notes`` (zero-length grace notes are left out)."""
+    from music21 import metadata, note, stream
+
+    part: stream.Stream[Any] = stream.Stream()
+    part.metadata = metadata.Metadata(title=title)
+    for pitch, dur in notes:
+        if dur <= 0:
+            continue
+        n = note.Rest(quarterLength=dur) if pitch == 0 else note.Note(pitch, quarterLength=dur)
+        part.append(n)
+    part.write("midi", fp=str(path))
+
+
+def _plot_pianoroll(pieces: list[tuple[str, list[Token]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(pieces), 1, figsize=(10, 1.9 * len(pieces)), sharex=True, sharey=True
+    )
+    pitches = [p for _, notes in pieces for p, _ in notes if p > 0] or [60, 72]
+    lo, hi = min(pitches) - 2, max(pitches) + 2
+    end = max(1.0, *(sum(d for _, d in notes) for _, notes in pieces))
+    for ax, (title, notes) in zip(np.atleast_1d(axes), pieces, strict=True):
+        t = 0.0
+        for pitch, dur in notes:
+            if pitch > 0 and dur > 0:
+                ax.broken_barh([(t, dur * 0.95)], (pitch - 0.4, 0.8), color="tab:blue")
+            t += dur
+        ax.set_xlim(0, end)
+        ax.set_ylim(lo, hi)
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_ylabel("MIDI pitch")
+        ax.grid(axis="x", alpha=0.3)
+    np.atleast_1d(axes)[-1].set_xlabel("time (quarter notes)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_curves(
+    curves: dict[int, list[float]], baselines: dict[str, float], best: dict[int, int], path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for seed, curve in curves.items():
+        ax.plot(range(1, len(curve) + 1), curve, label=f"LSTM LM, seed {seed}")
+        ax.plot([best[seed]], [curve[best[seed] - 1]], "k.", ms=6)
+    for (name, v), style in zip(baselines.items(), ("--", ":"), strict=False):
+        ax.axhline(v, color="gray", ls=style, label=f"{name} (best k)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation NLL (nats / note)")
+    ax.set_title("Bach soprano lines: validation NLL per epoch (dot = kept)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---- the application ----
+
+
+def run(
+    config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
+) -> list[dict[str, Any]]:
+    """Train the note LM per seed, score it and the n-gram baselines on the test chorales."""
+    if importlib.util.find_spec("music21") is None:
+        raise ValueError("the music app needs music21: pip install 'rnnkit[music]'")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    check_config(config)
+    from rnnkit.data import load
+
+    data = config["data"]
+    splits = load(
+        "bach_chorales",
+        representation="events",
+        limit=data.get("limit"),
+        val_fraction=float(data.get("val_fraction", 0.1)),
+        test_fraction=float(data.get("test_fraction", 0.1)),
+        seed=int(data.get("split_seed", 0)),
+    )
+    raw = {name: _events(getattr(splits, name)) for name in ("train", "val", "test")}
+    vocab = NoteVocab(raw["train"], min_count=int(config["tokens"]["min_count"]))
+    enc = {name: [vocab.encode(s) for s in seqs] for name, seqs in raw.items()}
+    V = len(vocab)
+
+    with timer() as t_ng:
+        ngrams = fit_ngrams(enc["train"], enc["val"], V, config["baselines"]["k_grid"])
+    base_test = {name: ngram_nll(ng, enc["test"]) for name, (ng, _, _) in ngrams.items()}
+    base_val = {name: min(scores.values()) for name, (_, _, scores) in ngrams.items()}
+
+    lm_test: list[float] = []
+    walls: list[float] = []
+    curves: dict[int, list[float]] = {}
+    best_epochs: dict[int, int] = {}
+    first_model: LanguageModel | None = None
+    for seed in seeds:
+        with timer() as t:
+            model, curve, best_epoch = train_lm(enc["train"], enc["val"], V, config, seed)
+            lm_test.append(lm_nll(model, enc["test"]))
+        walls.append(t["s"])
+        curves[seed], best_epochs[seed] = curve, best_epoch
+        if first_model is None:
+            first_model = model
+    assert first_model is not None
+
+    # generated melodies from the first seed's model, and a real test melody to compare with
+    gen = config["generate"]
+    n_files = int(gen["samples"])
+    samples, ended = generate(
+        first_model, vocab, gen, seeds[0], max(n_files, int(gen.get("stats_samples", n_files)))
+    )
+    stats = {"generated": melody_stats(samples), "test_chorales": melody_stats(raw["test"])}
+    samples = samples[:n_files]
+    real = raw["test"][0]
+    for i, notes in enumerate(samples):
+        write_midi(notes, out_dir / f"generated_{i}.mid", title=f"rnnkit sample {i}")
+    write_midi(real, out_dir / "test_chorale.mid", title="held-out Bach chorale (soprano)")
+    _plot_pianoroll(
+        [("real: held-out test chorale (soprano)", real)]
+        + [(f"generated {i} (LSTM LM, seed {seeds[0]})", s) for i, s in enumerate(samples[:3])],
+        out_dir / "pianoroll.png",
+    )
+    _plot_curves(
+        curves, {f"{k} val": v for k, v in base_val.items()}, best_epochs, out_dir / "val_curve.png"
+    )
+
+    n_pred = sum(len(s) - 1 for s in enc["test"])
+    unk_test = sum(s.count(UNK) for s in enc["test"])
+    common: dict[str, Any] = {
+        "app": APP,
+        "dataset": "bach_chorales (soprano, test chorales)",
+        "seeds": list(seeds),
+        "wall_s": float(np.mean(walls)),
+        "per_seed_wall_s": [round(w, 1) for w in walls],
+        "split_sizes": {k: len(v) for k, v in raw.items()},
+        "split_seed": int(data.get("split_seed", 0)),
+        "vocab_size": V,
+        "test_tokens_scored": n_pred,
+        "test_unk_tokens": unk_test,
+        "ngram_k": {k: v[1] for k, v in ngrams.items()},
+        "ngram_fit_s": round(t_ng["s"], 2),
+        "best_epochs": [best_epochs[s] for s in seeds],
+        "samples_reaching_eos": f"{ended}/{stats['generated']['melodies']}",
+        "melody_stats": stats,
+        "max_notes": int(gen["max_notes"]),
+    }
+    model_name = (
+        f"{config['model'].get('cell', 'lstm').upper()} LM (H={config['model']['hidden_size']})"
+    )
+    records = []
+    for baseline, unit, headline in (
+        ("bigram", "nats", True),
+        ("unigram", "nats", True),
+        ("bigram", "bits", False),
+    ):
+        conv = bits_per_token if unit == "bits" else float
+        records.append(
+            record(
+                model=model_name,
+                metric=f"NLL ({unit}/note)",
+                higher_is_better=False,
+                values=[conv(v) for v in lm_test],
+                baseline=f"{baseline} (add-k, k={ngrams[baseline][1]:g})",
+                baseline_values=conv(base_test[baseline]),
+                headline=headline,
+                **common,
+            )
+        )
+    return records

@@ -1,0 +1,36 @@
+"""Evaluation: splits that respect time, the metrics the applications report, simple baselines.
+
+- `splits`: ``walk_forward`` (expanding-window origins for time series), ``kfold`` (shuffled,
+  optionally stratified folds for independent sequences).
+- `metrics`: MAE, RMSE, MASE; bits per token and perplexity; accuracy and macro F1; precision,
+  recall, F1 and ROC-AUC for detections.
+- `baselines`: n-gram (unigram/bigram) token models with add-k smoothing, naive and seasonal-naive
+  forecasts.
+"""
+
+from rnnkit.evaluate.baselines import NGram, naive_forecast, seasonal_naive_forecast
+from rnnkit.evaluate.metrics import (
+    accuracy,
+    bits_per_token,
+    detection_scores,
+    macro_f1,
+    mae,
+    mase,
+    rmse,
+)
+from rnnkit.evaluate.splits import kfold, walk_forward
+
+__all__ = [
+    "NGram",
+    "accuracy",
+    "bits_per_token",
+    "detection_scores",
+    "kfold",
+    "macro_f1",
+    "mae",
+    "mase",
+    "naive_forecast",
+    "rmse",
+    "seasonal_naive_forecast",
+    "walk_forward",
+]

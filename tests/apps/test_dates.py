@@ -1,0 +1,71 @@
+"""Date normalisation: the generator's conventions, the parser baseline, and a CI-sized run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from rnnkit.apps import app_config, run_app
+from rnnkit.apps._dates_gen import all_formats, make_splits, render
+from rnnkit.apps.dates import check_config, dateutil_parse
+
+
+def test_generator_is_seeded_disjoint_and_consistent() -> None:
+    kw = dict(n_train=400, n_val=50, n_test=80, n_heldout=20, heldout_formats=["weekday_de"])
+    a, b = make_splits(seed=3, **kw), make_splits(seed=3, **kw)  # type: ignore[arg-type]
+    assert a.train == b.train and a.test_heldout == b.test_heldout
+    train_days = {t for _, t, _ in a.train}
+    assert not train_days & {t for _, t, _ in a.test}  # test dates never seen in training
+    assert not train_days & {t for _, t, _ in a.test_heldout}
+    assert "weekday_de" not in {f for _, _, f in a.train}
+    assert {f for _, _, f in a.test_heldout} == {"weekday_de"}
+
+
+def test_formats_follow_the_stated_conventions() -> None:
+    rng = np.random.default_rng(0)
+    day = dt.date(1987, 3, 4)  # a Wednesday
+    assert render("iso", day, rng) == "1987-03-04"
+    slash = render("mdy_slash", day, rng)
+    assert slash.split("/")[:2] in (["3", "4"], ["03", "04"])  # month first
+    dot = render("dmy_dot", day, rng)
+    assert dot.split(".")[:2] in (["4", "3"], ["04", "03"])  # day first
+    for _ in range(10):
+        assert render("weekday_de", day, rng).startswith(("Mittwoch", "Mi."))
+        assert render("weekday_fr", day, rng).startswith(("mercredi", "mer."))
+    with pytest.raises(ValueError, match="unknown date format"):
+        render("long_xx", day, rng)
+    assert len(all_formats()) == 25
+
+
+def test_parser_baseline_reads_english_but_not_french() -> None:
+    assert dateutil_parse("Tuesday, 3rd of March 1987") == "1987-03-03"
+    assert dateutil_parse("03.03.87") == "1987-03-03"  # the stated two-digit pivot
+    assert dateutil_parse("03.03.49") == "2049-03-03"
+    assert dateutil_parse("3 juillet 1987") != "1987-07-03"
+
+
+def test_bad_recipe_names_the_field() -> None:
+    cfg = app_config("dates", quick=True)
+    cfg["train"]["steps"] = 0
+    with pytest.raises(ValueError, match=r"train\.steps"):
+        check_config(cfg)
+    cfg = app_config("dates", quick=True)
+    cfg["data"]["heldout_formats"] = ["weekday_xx"]
+    with pytest.raises(ValueError, match=r"data\.heldout_formats"):
+        check_config(cfg)
+    cfg = app_config("dates", quick=True)
+    cfg["variants"] = [{"attention": "luong"}]
+    with pytest.raises(ValueError, match=r"variants\[0\]\.attention"):
+        check_config(cfg)
+
+
+def test_quick_run_beats_the_trivial_baseline(tmp_path) -> None:
+    records = run_app("dates", quick=True, seeds=[0], out_dir=tmp_path)
+    main = [r for r in records if r["model"].endswith("attention") and r["metric"] == "exact match"]
+    trivial = next(r for r in main if r["baseline"].startswith("most frequent"))
+    assert trivial["value"] > trivial["baseline_value"] + 0.2
+    char = next(r for r in records if r["metric"] == "char accuracy" and "Bahdanau" in r["model"])
+    assert char["value"] > char["trivial_char_accuracy"]
+    assert (tmp_path / "attention.png").is_file() and (tmp_path / "per_format.png").is_file()

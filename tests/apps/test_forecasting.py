@@ -1,0 +1,77 @@
+"""The forecasting application, CI-sized: airline, one walk-forward origin, one seed."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from rnnkit.apps import app_config, run_app
+from rnnkit.apps import forecasting as fc
+
+
+def test_quick_run_beats_the_seasonal_naive_forecast(tmp_path) -> None:
+    records = run_app("forecasting", quick=True, seeds=[0], out_dir=tmp_path)
+    mase = {r["baseline"].split(" [")[0]: r for r in records if r["metric"].startswith("MASE")}
+    snaive = mase["seasonal naive (m=12)"]
+    # an untrained net (or one that missed the seasonality) cannot beat repeating last year
+    assert snaive["beats_baseline"], (snaive["value"], snaive["baseline_value"])
+    assert snaive["value"] < 0.9 * snaive["baseline_value"]
+    assert mase["naive"]["value"] < 0.5 * mase["naive"]["baseline_value"]
+    assert 0.0 <= snaive["rnn_interval_coverage"]["95"] <= 1.0
+    assert all(r["dataset"].startswith("airline") for r in records)
+    assert (tmp_path / "forecasts.png").stat().st_size > 10_000
+    assert (tmp_path / "records.json").is_file()
+
+
+def test_training_part_never_reaches_past_the_origin() -> None:
+    cfg = app_config("forecasting")
+    ds = cfg["datasets"]["co2"]
+    series = fc.load_series("co2", ds)
+    assert np.isnan(series.raw.to_numpy()).sum() == 59  # the registry's gaps survive the round trip
+    part = fc.train_part(series, ds, 100)
+    assert len(part) == 100 and not np.isnan(part).any()
+    # months with no missing week keep their observed mean
+    gaps = series.raw.isna().resample("MS").sum().to_numpy()[:100]
+    assert np.allclose(part[gaps == 0], series.values[:100][gaps == 0])
+    # whatever comes after the origin (here: garbage) changes nothing before it
+    later = series.raw.index >= series.index[100]
+    series.raw[later] = 1e6
+    assert np.array_equal(fc.train_part(series, ds, 100), part)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("use",), ["weather"], "use"),
+        (("datasets", "airline", "horizon"), 0, "datasets.airline.horizon"),
+        (("datasets", "airline", "transform"), "sqrt", "datasets.airline.transform"),
+        (("train", "lr"), -1.0, "train.lr"),
+    ],
+)
+def test_bad_recipe_names_the_field(tmp_path, path, value, field) -> None:
+    cfg = copy.deepcopy(app_config("forecasting", quick=True))
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        run_app("forecasting", config=cfg, seeds=[0], out_dir=tmp_path)
+
+
+def test_baselines_reproduce_the_reference_airline_figures() -> None:
+    """DESIGN's reference for airline, one forecast of the last 24 months from 1958-12:
+    seasonal-naive RMSE 77.0, SARIMA(0,1,1)(0,1,1)12 on logs RMSE 43.2."""
+    from rnnkit.evaluate import rmse, seasonal_naive_forecast
+
+    values, _ = fc._registry_values("airline")
+    history, actual = values[:120], values[120:]
+    assert rmse(actual, seasonal_naive_forecast(history.tolist(), 24, 12)) == pytest.approx(
+        77.0, abs=0.05
+    )
+    spec = {"order": [0, 1, 1], "seasonal_order": [0, 1, 1, 12], "log": True}
+    mean, bounds, name = fc._arima(history, 24, spec)
+    assert name == "ARIMA(0, 1, 1)(0, 1, 1)12 on logs"
+    assert rmse(actual, mean) == pytest.approx(43.2, abs=0.05)
+    assert (bounds[:, 0] < mean).all() and (mean < bounds[:, 1]).all()
