@@ -49,13 +49,27 @@ def masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
 
 
 class _Attention(nn.Module):
-    """Shared checks and the weighted sum; subclasses define ``score``."""
+    """Shared checks and the weighted sum; subclasses define ``keys`` and ``score``.
 
-    def score(self, query: Tensor, memory: Tensor) -> Tensor:
+    ``keys(memory)`` is the query-independent half of the score (e.g. Bahdanau's ``W_k m_s + b``).
+    A decoder computes it once per source sequence and passes it to every step's call as
+    ``keys=``, instead of projecting the whole memory again at each of the M output steps.
+    """
+
+    def keys(self, memory: Tensor) -> Tensor:
+        """The memory's projection the score needs: ``(B, S, K) -> (B, S, A)``."""
+        return memory
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
         raise NotImplementedError
 
     def forward(
-        self, query: Tensor, memory: Tensor, *, mask: Tensor | None = None
+        self,
+        query: Tensor,
+        memory: Tensor,
+        *,
+        mask: Tensor | None = None,
+        keys: Tensor | None = None,
     ) -> AttentionOutput:
         """Attend from ``query`` over ``memory``.
 
@@ -63,6 +77,7 @@ class _Attention(nn.Module):
         - ``query``: ``(B, Q)``.
         - ``memory``: ``(B, S, K)``, batch first.
         - ``mask``: ``(B, S)`` bool, True at real source positions; None means all are real.
+        - ``keys``: ``self.keys(memory)`` computed once per sequence; None computes it here.
 
         **Returns:** ``AttentionOutput(context (B, K), weights (B, S))``; weights sum to 1 over the
         unmasked positions of each row and are 0 elsewhere.
@@ -78,7 +93,13 @@ class _Attention(nn.Module):
             )
         if mask is not None and mask.dtype != torch.bool:
             raise ValueError(f"mask must be bool, got {mask.dtype}")
-        weights = masked_softmax(self.score(query, memory), mask)  # (B, S)
+        if keys is None:
+            keys = self.keys(memory)
+        elif keys.shape[:2] != memory.shape[:2]:
+            raise ValueError(
+                f"keys {tuple(keys.shape)} do not match memory {tuple(memory.shape)} in (B, S)"
+            )
+        weights = masked_softmax(self.score(query, keys), mask)  # (B, S)
         context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, K)
         return AttentionOutput(context, weights)
 
@@ -96,10 +117,11 @@ class AdditiveAttention(_Attention):
         self.key_proj = nn.Linear(key_size, size, bias=True)
         self.v = nn.Linear(size, 1, bias=False)
 
-    def score(self, query: Tensor, memory: Tensor) -> Tensor:
-        hidden = torch.tanh(
-            self.query_proj(query).unsqueeze(1) + self.key_proj(memory)
-        )  # (B, S, A)
+    def keys(self, memory: Tensor) -> Tensor:
+        return self.key_proj(memory)  # (B, S, A)
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
+        hidden = torch.tanh(self.query_proj(query).unsqueeze(1) + keys)  # (B, S, A)
         return self.v(hidden).squeeze(-1)  # (B, S)
 
 
@@ -121,8 +143,10 @@ class MultiplicativeAttention(_Attention):
         self.kind = kind
         self.weight = nn.Linear(key_size, query_size, bias=False) if kind == "general" else None
 
-    def score(self, query: Tensor, memory: Tensor) -> Tensor:
-        keys = memory if self.weight is None else self.weight(memory)  # (B, S, Q)
+    def keys(self, memory: Tensor) -> Tensor:
+        return memory if self.weight is None else self.weight(memory)  # (B, S, Q)
+
+    def score(self, query: Tensor, keys: Tensor) -> Tensor:
         return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # (B, S)
 
 

@@ -62,3 +62,16 @@ def test_bad_inputs_fail_with_the_reason() -> None:
         make_attention("dot", 4, 8)
     with pytest.raises(ValueError, match="unknown attention 'cosine'"):
         make_attention("cosine", 4, 4)
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "dot", "general"])
+def test_precomputed_keys_give_the_same_attention(kind: str) -> None:
+    attn = make_attention(kind, 6, 6)
+    q, m = torch.randn(3, 6), torch.randn(3, 5, 6)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
+    plain = attn(q, m, mask=mask)
+    cached = attn(q, m, mask=mask, keys=attn.keys(m))
+    torch.testing.assert_close(cached.context, plain.context)
+    torch.testing.assert_close(cached.weights, plain.weights)
+    with pytest.raises(ValueError, match=r"keys .* do not match memory"):
+        attn(q, m, keys=attn.keys(m)[:, :4])

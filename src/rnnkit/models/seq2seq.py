@@ -91,6 +91,7 @@ class DecoderState(NamedTuple):
     feed: Tensor  # (B, F): Luong's h~_{t-1}, Bahdanau's last context, or (B, 0) without attention
     memory: Tensor  # (B, S, D*H) encoder outputs
     mask: Tensor  # (B, S) True at real source steps
+    keys: Tensor | None = None  # (B, S, A) the attention's memory projection, made once per source
 
 
 class Seq2SeqOutput(NamedTuple):
@@ -156,7 +157,8 @@ class Seq2Seq(nn.Module):
         memory, state = self.encoder(embedded, lengths=lengths)  # (B, S, D*H)
         mask = lengths_mask(lengths, batch=batch, steps=steps, device=memory.device)
         feed = memory.new_zeros(batch, self.feed_size)
-        return DecoderState(self._bridge(state), feed, memory, mask)
+        keys = None if self.attention is None else self.attention.keys(memory)
+        return DecoderState(self._bridge(state), feed, memory, mask, keys)
 
     def _bridge(self, state: State) -> State:
         if self.bridge_h is None:
@@ -184,20 +186,20 @@ class Seq2Seq(nn.Module):
         if kind == "bahdanau":
             assert self.attention is not None and self.combine is not None
             query = state_hidden(state.rnn)[-1]  # (B, H), top layer s_{t-1}
-            context, weights = self.attention(query, state.memory, mask=state.mask)
+            context, weights = self.attention(query, state.memory, mask=state.mask, keys=state.keys)
             y, rnn = self.decoder.step(torch.cat([embedded, context], dim=-1), state.rnn)
             hidden = torch.tanh(self.combine(torch.cat([y, context], dim=-1)))
             feed = context
         elif self.attention is not None:
             assert self.combine is not None
             y, rnn = self.decoder.step(torch.cat([embedded, state.feed], dim=-1), state.rnn)
-            context, weights = self.attention(y, state.memory, mask=state.mask)
+            context, weights = self.attention(y, state.memory, mask=state.mask, keys=state.keys)
             hidden = feed = torch.tanh(self.combine(torch.cat([context, y], dim=-1)))
         else:
             hidden, rnn = self.decoder.step(embedded, state.rnn)
             feed = state.feed
         logits = self.out(self.dropout(hidden))
-        return logits, DecoderState(rnn, feed, state.memory, state.mask), weights
+        return logits, DecoderState(rnn, feed, state.memory, state.mask, state.keys), weights
 
     def forward(
         self,
@@ -297,4 +299,5 @@ def _select(state: DecoderState, index: Tensor) -> DecoderState:
         state.feed.index_select(0, index),
         state.memory.index_select(0, index),
         state.mask.index_select(0, index),
+        None if state.keys is None else state.keys.index_select(0, index),
     )
