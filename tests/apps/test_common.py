@@ -94,3 +94,16 @@ def test_detection_scores() -> None:
     s = detection_scores(y, [0.1, 0.2, 0.8, 0.3], [0, 0, 1, 0])
     assert s["precision"] == 1.0 and s["recall"] == 0.5 and s["roc_auc"] == 1.0
     assert math.isnan(detection_scores([0, 0], [0.1, 0.2], [0, 0])["roc_auc"])
+
+
+def test_skip_first_scores_only_the_predicted_tokens() -> None:
+    seqs = [[0, 1, 2, 3, 1], [2, 3]]
+    for order in (1, 2):
+        g = NGram(4, order=order, k=0.5).fit(seqs)
+        n = sum(len(s) for s in seqs)
+        firsts = g.nll([[s[0]] for s in seqs]) * len(seqs)  # unigram cost of each first token
+        expected = (g.nll(seqs) * n - firsts) / (n - len(seqs))
+        assert g.nll(seqs, skip_first=True) == pytest.approx(expected)
+    assert NGram(4, order=1).fit(seqs).nll([[1], [2, 3]], skip_first=True) == pytest.approx(
+        NGram(4, order=1).fit(seqs).nll([[3]])
+    )

@@ -87,6 +87,20 @@ def config_field(config: dict[str, Any], path: str, app: str) -> Any:
     return node
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (None: as set), restoring the setting after."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_app(
     name: str,
     *,
@@ -95,14 +109,25 @@ def run_app(
     out_dir: str | Path | None = None,
     quick: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run one application over ``seeds``; returns its records and writes ``OUT/records.json``."""
+    """Run one application over ``seeds``; returns its records and writes ``OUT/records.json``.
+
+    A recipe's top-level ``threads`` (torch threads while the application runs) is applied here
+    and restored afterwards; small models run fastest on one.
+    """
     cfg = config if isinstance(config, dict) else app_config(name, config, quick=quick)
     out = Path(out_dir) if out_dir is not None else Path("runs") / "apps" / name
     out.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(APPS[name])
     run: Callable[..., list[dict[str, Any]]] = module.run
+    threads = cfg.get("threads")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"{name} recipe: field 'threads' must be an integer >= 1, got {threads!r}")
     start = time.perf_counter()
-    records = run(cfg, seeds=list(seeds), out_dir=out, quick=quick)
+    with torch_threads(threads):
+        records = run(cfg, seeds=list(seeds), out_dir=out, quick=quick)
+        where = machine()
     total = time.perf_counter() - start
     for rec in records:
         missing = [f for f in REQUIRED_FIELDS if f not in rec]
@@ -110,7 +135,7 @@ def run_app(
             raise AssertionError(f"{name}: record {rec.get('model')!r} lacks {missing}")
         rec.setdefault("quick", quick)
         rec.setdefault("app_wall_s", round(total, 1))
-        rec.setdefault("machine", machine())
+        rec.setdefault("machine", where)
     (out / "records.json").write_text(json.dumps(records, indent=1))
     return records
 

@@ -591,12 +591,7 @@ def run(
 ) -> list[dict[str, Any]]:
     s = check_config(config)
     data = load(s["dataset"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(s["threads"])  # a 32-unit GRU gains nothing from more; restored below
-    try:
-        results = [_one_seed(s, seed, data) for seed in seeds]
-    finally:
-        torch.set_num_threads(threads)
+    results = [_one_seed(s, seed, data) for seed in seeds]  # `threads`: applied by run_app
     assert data.train is not None and data.val is not None
     offset = len(data.train) + len(data.val)
     _plot(results[0]["plot"], Path(out_dir) / "detections.png", offset)

@@ -565,18 +565,12 @@ def run(
         raise ValueError("forecasting: give at least one seed")
     records: list[dict[str, Any]] = []
     panels = []
-    threads = torch.get_num_threads()
-    # models this small run fastest on one thread (and leave the other core to statsmodels)
-    torch.set_num_threads(int(config.get("threads", 1)))
-    try:
-        for name in config["use"]:
-            ds = config["datasets"][name]
-            series = load_series(name, ds)
-            res = evaluate_series(series, ds, config, seeds)
-            res["names"] = res["baseline_names"]
-            records.extend(_records(name, series, ds, res, config, seeds))
-            panels.append((name, series, ds, res))
-    finally:
-        torch.set_num_threads(threads)
+    for name in config["use"]:
+        ds = config["datasets"][name]
+        series = load_series(name, ds)
+        res = evaluate_series(series, ds, config, seeds)
+        res["names"] = res["baseline_names"]
+        records.extend(_records(name, series, ds, res, config, seeds))
+        panels.append((name, series, ds, res))
     plot_forecasts(panels, Path(out_dir) / "forecasts.png")
     return records

@@ -19,7 +19,6 @@ GRU, baselines as lines), ``samples-<corpus>.txt`` (generated text), ``runs/`` (
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -127,14 +126,11 @@ def _experiment(
 def _pair_bits(model: NGram, x: np.ndarray, y: np.ndarray) -> float:
     """Mean bits of ``model`` on every target ``y[b, t]`` given the token ``x[b, t]`` before it.
 
-    Rows are contiguous (``x[b, t+1] == y[b, t]``), so each row is scored as the sequence
-    ``x[b, 0], y[b, :]`` and the unigram score `NGram` gives the row's first token is taken out.
+    Rows are contiguous (``x[b, t+1] == y[b, t]``), so each row is the sequence
+    ``x[b, 0], y[b, :]`` with its first token only conditioning.
     """
     rows = [np.concatenate([xr[:1], yr]).tolist() for xr, yr in zip(x, y, strict=True)]
-    firsts = [xr[:1].tolist() for xr in x]
-    n_all = sum(len(r) for r in rows)
-    total = model.nll(rows) * n_all - model.nll(firsts) * len(firsts)
-    return total / (n_all - len(firsts)) / math.log(2)
+    return model.bits(rows, skip_first=True)
 
 
 def _baselines(built: Any, ks: Sequence[float], val_tokens: int) -> dict[str, dict[str, float]]:

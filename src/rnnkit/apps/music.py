@@ -141,16 +141,9 @@ class NoteVocab:
 
 
 def ngram_nll(model: NGram, seqs: Sequence[Sequence[int]]) -> float:
-    """Mean NLL (nats) per *predicted* token of ``<bos>``-started ``seqs``, as the LM scores them.
-
-    A unigram is fitted and scored without ``<bos>``; a bigram's `NGram.nll` also scores each
-    sequence's first token (``<bos>``) with its unigram, which is taken back out exactly here.
-    """
-    if model.order == 1:
-        return model.nll([s[1:] for s in seqs])
-    n_tok = sum(len(s) for s in seqs)
-    total = model.nll(seqs) * n_tok - len(seqs) * model.nll([[BOS]])
-    return total / (n_tok - len(seqs))
+    """Mean NLL (nats) per *predicted* token of ``<bos>``-started ``seqs``, as the LM scores them:
+    ``<bos>`` only conditions the first note."""
+    return model.nll(seqs, skip_first=True)
 
 
 def fit_ngrams(

@@ -317,9 +317,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     edges = _field(config, "plot.length_edges")
     if not isinstance(edges, list) or not all(isinstance(e, int) and e > 1 for e in edges):
         raise ValueError(f"{APP} recipe: field 'plot.length_edges' must be a list of ints > 1")
-    threads = _optional_int(config, "threads")
-    if threads is not None:
-        torch.set_num_threads(threads)
+    _optional_int(config, "threads")  # checked here, applied by run_app
     name, data = _load(config)
     vocab = data.meta["vocab"]
     cfg = _model_config(config, len(vocab))  # checked before anything is fitted

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rnnkit.apps._classify import (
     Padded,
@@ -351,6 +350,5 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
                 "rnn": values,
             }
         )
-    torch.set_num_threads(torch.get_num_threads())  # leave the thread setting as found
     _plot(rows, out_dir)
     return records

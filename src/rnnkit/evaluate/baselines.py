@@ -37,8 +37,13 @@ class NGram:
         c = self.uni + self.k
         return np.log(c / c.sum())
 
-    def nll(self, sequences: Iterable[Sequence[int]]) -> float:
-        """Mean NLL in nats per token over all tokens of ``sequences``."""
+    def nll(self, sequences: Iterable[Sequence[int]], *, skip_first: bool = False) -> float:
+        """Mean NLL in nats per token over all tokens of ``sequences``.
+
+        ``skip_first``: score every token but each sequence's first, which then only conditions
+        the next (a ``<bos>``, or the last token of the previous chunk) — the tokens a language
+        model predicts from the same input.
+        """
         lu = self._logp_uni()
         lb = None
         if self.bi is not None:
@@ -47,20 +52,21 @@ class NGram:
         total, count = 0.0, 0
         for seq in sequences:
             a = np.asarray(seq, dtype=np.int64)
-            if a.size == 0:
+            if a.size <= int(skip_first):
                 continue
             if lb is None:
-                total -= float(lu[a].sum())
+                total -= float(lu[a[int(skip_first) :]].sum())
             else:
-                total -= float(lu[a[0]]) + float(lb[a[:-1], a[1:]].sum())
-            count += a.size
+                first = 0.0 if skip_first else float(lu[a[0]])
+                total -= first + float(lb[a[:-1], a[1:]].sum())
+            count += a.size - int(skip_first)
         if count == 0:
             raise ValueError("no tokens to score")
         return total / count
 
-    def bits(self, sequences: Iterable[Sequence[int]]) -> float:
-        """Mean bits per token."""
-        return self.nll(sequences) / math.log(2)
+    def bits(self, sequences: Iterable[Sequence[int]], *, skip_first: bool = False) -> float:
+        """Mean bits per token (``skip_first`` as in `nll`)."""
+        return self.nll(sequences, skip_first=skip_first) / math.log(2)
 
 
 def naive_forecast(history: Sequence[float], horizon: int) -> np.ndarray:
