@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from rnnkit import Recurrent
+from rnnkit.cli.diagnose import main as diagnose_main
 from rnnkit.diagnostics import GradientDiagnostics, GradientWarning
-from rnnkit.diagnostics.cli import diagnose_main
 
 
 def adding_data(T: int, n: int, seed: int) -> TensorDataset:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,14 @@ def _from_config(args: list[str], out: Path, *, batches: int) -> Path:
     callback does."""
     import torch
 
-    from rnnkit.cli import _peek_task
+    from rnnkit.cli._common import peek_task
     from rnnkit.diagnostics.callback import GradientDiagnostics
     from rnnkit.diagnostics.flow import gradient_flow
     from rnnkit.train.experiment_io import parse_experiment
     from rnnkit.train.fit import build
     from rnnkit.train.specs import EXPERIMENTS
 
-    task = _peek_task(args)
+    task = peek_task(args)
     if task not in EXPERIMENTS:
         raise ValueError(f"task must be one of {', '.join(EXPERIMENTS)}; got {task!r}")
     experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit diagnose")
@@ -58,7 +59,7 @@ def _from_config(args: list[str], out: Path, *, batches: int) -> Path:
     return out
 
 
-def diagnose_main(argv: list[str]) -> int:
+def main(argv: Sequence[str]) -> int:
     """Entry point of ``rnnkit diagnose``; returns the exit status."""
     from rnnkit.diagnostics.plots import write_plots
 
@@ -72,7 +73,7 @@ def diagnose_main(argv: list[str]) -> int:
     parser.add_argument("--config", help="a YAML recipe: diagnose the untrained model")
     parser.add_argument("--out", help="where to write (default: RUN/diagnostics or ./diagnose)")
     parser.add_argument("--batches", type=int, default=1, help="--config: batches to measure")
-    ns, rest = parser.parse_known_args(argv)
+    ns, rest = parser.parse_known_args(list(argv))
     try:
         if (ns.run is None) == (ns.config is None):
             raise ValueError("give exactly one of --run DIR or --config RECIPE.yaml")
@@ -95,7 +96,3 @@ def diagnose_main(argv: list[str]) -> int:
     print()
     print((out / "verdict.txt").read_text(encoding="utf-8"), end="")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(diagnose_main(sys.argv[1:]))
