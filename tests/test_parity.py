@@ -248,5 +248,5 @@ def test_torch_state_dict_direction_mismatch_is_a_clear_error():
     ref = nn.LSTM(I, H, bidirectional=True)
     with pytest.raises(ValueError, match="is for a bidirectional layer"):
         Recurrent("lstm", I, H).load_state_dict(ref.state_dict())
-    with pytest.raises(ValueError, match="expects torch.nn.RNN, LSTM or GRU"):
+    with pytest.raises(ValueError, match=r"expects torch\.nn\.RNN, LSTM or GRU"):
         Recurrent.from_torch(nn.Linear(2, 2))  # type: ignore[arg-type]

@@ -137,7 +137,7 @@ class Recurrent(nn.Module):
         if module.proj_size:
             kwargs["proj_size"] = module.proj_size
         layer = cls(cell, module.input_size, module.hidden_size, **{**kwargs, **options})
-        ref = module.weight_ih_l0
+        ref = next(module.parameters())
         layer.to(device=ref.device, dtype=ref.dtype)
         layer.load_state_dict(module.state_dict())
         return layer
