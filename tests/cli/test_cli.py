@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -73,9 +74,21 @@ def test_fit_writes_run_dir_then_generate_predict_validate(tmp_path: Path, capsy
     )
     assert capsys.readouterr().out == first  # same seed, same text
 
-    assert main(["predict", "--run", str(run), "--text", "The keyword is a statement."]) == 0
+    text = "The keyword is a statement."
+    assert main(["predict", "--run", str(run), "--text", text]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["chars"] == 27 and scored["bpc"] > 0
+    # The same bits per character by hand: stream the text through the model's O(1) step.
+    loaded = load_run(run)
+    assert loaded.vocab is not None
+    ids = torch.as_tensor(loaded.vocab.encode_chars(text).astype("int64"))
+    nats, state = 0.0, None
+    with torch.no_grad():
+        for t in range(len(ids) - 1):
+            out = loaded.model.step(ids[t : t + 1], state)
+            nats -= float(out.logits.log_softmax(-1)[0, ids[t + 1]])
+            state = out.state
+    assert scored["chars"] == 27
+    assert scored["bpc"] == pytest.approx(nats / (len(ids) - 1) / math.log(2), rel=1e-4)
 
     assert main(["validate", "--run", str(run)]) == 0
     metrics = json.loads(capsys.readouterr().out)
