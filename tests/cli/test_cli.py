@@ -280,3 +280,14 @@ def test_fit_with_diagnostics_then_diagnose(tmp_path: Path) -> None:
     for name in ("gradient_flow.png", "verdict.txt"):
         assert (run / "diagnostics" / name).is_file(), name
     assert (run / "diagnostics" / "verdict.txt").read_text().strip()
+
+
+def test_config_by_shipped_recipe_name(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """Outside the repository (no configs/ here) a recipe is named by its shipped name."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", "tiny_charlm", "--print_config"])
+    assert done.value.code == 0 and "task: language_model" in capsys.readouterr().out
+    assert main(["fit", "--config", "no_such_recipe"]) == 2
+    err = capsys.readouterr().err
+    assert "config file no_such_recipe does not exist" in err and "demo_charlm" in err
