@@ -24,7 +24,6 @@ from rnnkit.train.config import (
     SequenceDataConfig,
     TrainerConfig,
 )
-from rnnkit.train.fit import fit
 from rnnkit.train.predict import forecast_run, predict_run
 from rnnkit.train.specs import (
     ClassificationExperiment,
@@ -37,6 +36,7 @@ from rnnkit.train.specs import (
     TaggerSpec,
     TaggingExperiment,
 )
+from rnnkit.train.trainer import fit
 
 
 @pytest.mark.parametrize(

@@ -179,7 +179,7 @@ class _Curve(L.Callback):
 
 def _train_one(experiment: Any) -> dict[str, Any]:
     """Fit, then score the best-on-validation weights on the whole test block."""
-    from rnnkit.train.fit import build, fit
+    from rnnkit.train.trainer import build, fit
 
     run_dir = Path(experiment.run.root) / str(experiment.run.name)
     if run_dir.exists():
@@ -259,7 +259,7 @@ def _plot(panels: list[dict[str, Any]], path: Path) -> None:
 def run(
     config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
 ) -> list[dict[str, Any]]:
-    from rnnkit.train.lm_task import sample_text
+    from rnnkit.train.tasks.lm import sample_text
 
     if not seeds:
         raise ValueError(f"{APP}: at least one seed is needed")
