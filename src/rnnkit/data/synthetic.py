@@ -3,9 +3,10 @@
 - ``synthetic_parity``: classify the parity of a bit string (``(T, 1)`` float -> 0/1).
 - ``synthetic_tags``: tag each token by whether it rises above the previous one.
 - ``synthetic_sine``: forecast a sine of random frequency and phase ``horizon`` steps ahead.
-- ``synthetic_sine_covariates``: the same sine times a known gain that switches at random steps;
-  samples are ``(x, y, covariates)`` with the gain over past and future steps ``(T + horizon, 1)``,
-  so only a model that reads the known future covariate can forecast past a switch.
+- ``synthetic_sine_covariates``: the same sine plus a known level that steps from 0 to +-1 at a
+  random step inside the future window; samples are ``(x, y, covariates)`` with the level over
+  past and future steps ``(T + horizon, 1)``, so only a model that reads the known future
+  covariate can forecast the step.
 - ``synthetic_reverse``: reverse a token string (ids 4..13), then ``<eos>``.
 """
 
@@ -59,10 +60,10 @@ def synthetic(
             if source == "synthetic_sine":
                 out.append((wave[:T], wave[T:]))
                 continue
-            switch = int(rng.integers(T - 2, T + horizon))  # often inside the future window
-            gain = np.where(t < switch, 1.0, rng.choice([0.0, 2.0])).astype(np.float32)[:, None]
-            series = wave * gain
-            out.append((series[:T], series[T:], gain))
+            switch = int(rng.integers(T, T + horizon))  # inside the future window
+            level = np.where(t < switch, 0.0, rng.choice([-1.0, 1.0])).astype(np.float32)[:, None]
+            series = wave + level
+            out.append((series[:T], series[T:], level))
         else:
             ids = rng.integers(4, 14, length).astype(np.int64)
             out.append((ids, np.concatenate([ids[::-1], [Vocab.eos_id]])))
