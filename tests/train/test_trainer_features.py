@@ -144,6 +144,12 @@ def test_bucketing_groups_lengths_and_in_memory_data_trains(tmp_path: Path) -> N
     spans = [b.lengths for b in bucketed]
     assert sum(len(s) for s in spans) == 300  # every sample once
     assert padding_fraction(spans) < 0.5 * padding_fraction([b.lengths for b in plain])
+    val = [
+        int(n)
+        for b in build(bucketed_exp, data=data).datamodule.val_dataloader()
+        for n in b.lengths
+    ]
+    assert val == sorted(val) and len(val) == 50  # evaluation: the whole split, sorted
     result = fit(bucketed_exp, data=data)
     assert result.metrics["val_accuracy"] > 0.8, result.metrics  # chance is 0.5
 
