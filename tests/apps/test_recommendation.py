@@ -74,4 +74,6 @@ def test_quick_run_beats_popularity(tmp_path) -> None:
     run_dir = tmp_path / "runs" / "recommendation-seed0"  # a normal run directory
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["monitor"] == "val_ndcg@10" and summary["monitor_mode"] == "max"
+    assert summary["best_checkpoint"] is not None  # the monitored metric was found and used
+    assert 0 < summary["metrics"]["val_ndcg@10"] <= 1
     assert (run_dir / "artifact" / "model.safetensors").is_file()
