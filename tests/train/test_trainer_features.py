@@ -17,7 +17,7 @@ import torch
 from rnnkit.data.batching import padding_fraction
 from rnnkit.data.text import Vocab
 from rnnkit.evaluate.backtest import backtest, windows
-from rnnkit.train import DataParts, build, fit, monitor_mode
+from rnnkit.train import DataParts, build, evaluate, fit, monitor_mode
 from rnnkit.train.config import (
     EarlyStoppingConfig,
     OptimConfig,
@@ -152,6 +152,10 @@ def test_bucketing_groups_lengths_and_in_memory_data_trains(tmp_path: Path) -> N
     assert val == sorted(val) and len(val) == 50  # evaluation: the whole split, sorted
     result = fit(bucketed_exp, data=data)
     assert result.metrics["val_accuracy"] > 0.8, result.metrics  # chance is 0.5
+    with pytest.raises(ValueError, match="trained on data an application built in memory"):
+        evaluate(str(result.run_dir), stage="test")  # its config alone would read other data
+    again = evaluate(str(result.run_dir), stage="validate", data=data)
+    assert again["val_accuracy"] == pytest.approx(result.metrics["val_accuracy"])
 
 
 def test_word_dropout_replaces_real_tokens_only() -> None:
