@@ -242,6 +242,14 @@ def test_sequences_lm_trains_and_tests(tmp_path: Path) -> None:
     assert "test_bpt" in result.metrics
 
 
+def test_in_memory_data_names_a_missing_meta_key(tmp_path: Path) -> None:
+    samples = _token_samples(20)
+    with pytest.raises(
+        ValueError, match=r"classification data passed to build needs meta\['classes'\]"
+    ):
+        build(_parity(tmp_path, "meta"), data=DataParts(samples[:10], samples[10:]))
+
+
 def test_collate_sequences_names_a_too_short_sequence() -> None:
     with pytest.raises(ValueError, match="sequence 1 of the batch has shape \\(1,\\)"):
         collate_sequences([np.array([2, 5, 3]), np.array([2])])

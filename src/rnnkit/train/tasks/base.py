@@ -326,6 +326,16 @@ def config_transform(d: Any) -> Callable[[Batch], Batch] | None:
     return WordDropout(p) if p > 0.0 else None
 
 
+def require_meta(data: Any, task: str, *keys: str) -> None:
+    """A `ValueError` naming the first ``meta`` key a family needs that in-memory data lacks."""
+    for key in keys:
+        options = key.split("|")
+        if not any(k in data.meta for k in options):
+            raise ValueError(
+                f"{task} data passed to build needs meta[{' or '.join(map(repr, options))}]"
+            )
+
+
 def as_parts(data: Any) -> tuple[Any, Any, Any]:
     """``(train, val, test)`` of `DataParts` / `DataSplits`, with a clear error when one lacks."""
     if data.val is None:
