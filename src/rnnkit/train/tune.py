@@ -33,7 +33,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
+import socket
 import statistics
 import time
 from dataclasses import dataclass
@@ -90,6 +92,7 @@ def open_storage(spec: str | None, root: Path) -> Any:
     study is next opened and a rerun tops the study back up to its trial count.
     """
     import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     if spec is None:
         root.mkdir(parents=True, exist_ok=True)
@@ -107,7 +110,19 @@ def open_storage(spec: str | None, root: Path) -> Any:
             f"--storage {spec!r} is neither an Optuna RDB URL (sqlite:///FILE, "
             "postgresql://USER@HOST/DB, ...) nor journal:PATH"
         )
-    return optuna.storages.RDBStorage(spec, heartbeat_interval=60, grace_period=180)
+    # SQLite: wait for a busy writer instead of failing (several workers on one file).
+    engine = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(
+                spec, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+            )
+        except (IntegrityError, OperationalError):
+            # Two workers creating one fresh database race on its schema; the loser retries.
+            time.sleep(0.5 * (attempt + 1))
+    return optuna.storages.RDBStorage(
+        spec, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+    )
 
 
 def _storage_name(spec: str | None, root: Path) -> str:
@@ -265,6 +280,7 @@ class _Objective:
         import optuna
 
         params = {p.key: p.suggest(trial) for p in self.space}
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if self.cv == 0:
             experiment = self._experiment(params, f"{trial.number:04d}")
             built = build(experiment)

@@ -241,10 +241,22 @@ def with_params(experiment: Any, params: Mapping[str, Any]) -> Any:
 
 
 def check_space(experiment: Any, space: list[Param]) -> None:
-    """Apply every bound and choice of ``space`` to ``experiment``; the first bad one raises."""
-    for param in space:
-        for value in param.extremes():
+    """Apply every bound and choice of ``space`` to ``experiment``; the first bad one raises.
+
+    The values are tried together (all lows, all highs, the i-th choice of each key), which takes
+    a few parses; only when a combination fails is each key tried alone to name the culprit.
+    """
+    values = [p.extremes() for p in space]
+    for i in range(max(len(v) for v in values)):
+        combo = {p.key: v[min(i, len(v) - 1)] for p, v in zip(space, values, strict=True)}
+        try:
+            with_params(experiment, combo)
+            continue
+        except ValueError:
+            pass
+        for key, value in combo.items():
             try:
-                with_params(experiment, {param.key: value})
+                with_params(experiment, {key: value})
             except ValueError as err:
-                raise ValueError(f"search space key '{param.key}' = {value!r}: {err}") from None
+                raise ValueError(f"search space key '{key}' = {value!r}: {err}") from None
+        with_params(experiment, combo)  # only the combination fails: its own message
