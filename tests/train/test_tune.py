@@ -179,8 +179,11 @@ def test_rerun_continues_the_study_up_to_its_trial_count(tmp_path: Path) -> None
         study_name="tune-classification", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}"
     )
     assert [t.number for t in study.trials] == [0, 1, 2]
-    with pytest.raises(ValueError, match=r"was started with .* pass another --study"):
+    with pytest.raises(ValueError, match=r"was started with cv 0 \(now 2\); rerun the same"):
         tune(base, space, TuneOptions(trials=3, cv=2, search_only=True, root=str(tmp_path / "t")))
+    other = parity(tmp_path, "--data.seq_len=5", "--run.name=elsewhere")  # run.* does not count
+    with pytest.raises(ValueError, match=r"with other recipe values \(data\.seq_len\)"):
+        tune(other, space, TuneOptions(trials=3, search_only=True, root=str(tmp_path / "t")))
 
 
 def test_cli_writes_best_recipe_refit_test_metrics_and_plots(tmp_path: Path, capsys: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from rnnkit.cli._common import fail, peek_task, resolve_configs
 
@@ -17,8 +18,8 @@ USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [-
   averaged over --cv K folds of the training split. The test split is read only after the search,
   to score the refitted best recipe (and the untuned recipe beside it).
   Without --space the task family's default space is searched (written to ROOT/space.yaml).
-  The study is stored in ROOT/study.db unless --storage; rerunning the command continues it, and
-  --trials counts every finished trial of the study. Several workers share one study with
+  The study (default name tune-RECIPE) is stored in ROOT/study.db unless --storage; rerunning
+  the command continues it, and --trials counts every finished trial of the study. Several workers share one study with
   --storage journal:PATH (or an RDB URL) and --search-only; one final run without --search-only
   writes best.yaml, the refit, trials.csv, report.json and the plots. See docs/tuning.md.
 """
@@ -43,6 +44,17 @@ def _options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
         raise ValueError("bad rnnkit tune options; see rnnkit tune --help") from None
 
 
+def _recipe_stem(args: list[str]) -> str:
+    """The name of the (last) ``--config`` file: a study per recipe by default."""
+    stem = "recipe"
+    for i, a in enumerate(args):
+        if a == "--config" and i + 1 < len(args):
+            stem = Path(args[i + 1]).stem
+        elif a.startswith("--config="):
+            stem = Path(a.split("=", 1)[1]).stem
+    return stem
+
+
 def main(args: Sequence[str]) -> int:
     if not args or any(a in ("-h", "--help") for a in args):
         print(USAGE)
@@ -65,7 +77,7 @@ def main(args: Sequence[str]) -> int:
         timeout=opts.timeout,
         cv=opts.cv,
         storage=opts.storage,
-        study=opts.study,
+        study=opts.study or f"tune-{_recipe_stem(rest)}",
         root=opts.root,
         pruner=opts.pruner,
         direction=opts.direction,

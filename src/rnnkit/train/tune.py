@@ -317,14 +317,15 @@ def _value(watch: WatchMetric) -> float:
     return watch.best
 
 
-def _pruner(name: Pruner, max_steps: int) -> Any:
+def _pruner(name: Pruner, max_resource: int) -> Any:
+    """``max_resource``: the last step a trial reports (max_steps, or the last fold with --cv)."""
     import optuna
 
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     if name == "hyperband":
-        max_resource: Any = max_steps if max_steps > 0 else "auto"
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource)
+        top: Any = max_resource if max_resource > 0 else "auto"
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=top)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"--pruner must be median, hyperband or none; got {name!r}")
@@ -334,6 +335,25 @@ def _finished(study: Any) -> int:
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+# Keys that change where or how visibly a run is written, not what it trains.
+_IGNORED = ("run.", "trainer.enable_progress_bar", "trainer.num_threads")
+
+
+def _searched_base(base: Any) -> dict[str, Any]:
+    """The experiment a study searches around, flat (``optim.lr``), without run-place keys."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif not f"{prefix}{key}".startswith(_IGNORED):
+                flat[f"{prefix}{key}"] = value
+
+    walk(json.loads(json.dumps(dataclasses.asdict(base))), "")
+    return flat
 
 
 def _open_study(
@@ -354,21 +374,31 @@ def _open_study(
     study = optuna.create_study(
         storage=open_storage(options.storage, root),
         sampler=sampler,
-        pruner=_pruner(options.pruner, base.trainer.max_steps),
+        pruner=_pruner(options.pruner, options.cv - 1 if options.cv else base.trainer.max_steps),
         study_name=name,
         direction=direction,
         load_if_exists=True,
     )
-    wanted = {"metric": metric, "cv": options.cv, "task": base.task}
-    held = {k: study.user_attrs[k] for k in wanted if k in study.user_attrs}
-    if held and held != wanted:
+    wanted = {"metric": metric, "cv": options.cv, "experiment": _searched_base(base)}
+    held = study.user_attrs
+    diffs = [
+        f"{k} {held[k]!r} (now {wanted[k]!r})"
+        for k in ("metric", "cv")
+        if k in held and held[k] != wanted[k]
+    ]
+    if "experiment" in held and held["experiment"] != wanted["experiment"]:
+        old: dict[str, Any] = held["experiment"]
+        new: dict[str, Any] = _searched_base(base)
+        keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        diffs.append(f"other recipe values ({', '.join(keys)})")
+    if diffs:
         raise ValueError(
-            f"study {name!r} was started with {held}, not {wanted}; pass another --study"
+            f"study {name!r} was started with {'; '.join(diffs)}; rerun the same command to "
+            "continue it, or pass another --study"
         )
     if study.direction.name.lower() != direction:
-        raise ValueError(
-            f"study {name!r} is set to {study.direction.name.lower()}, not {direction}"
-        )
+        held_direction = study.direction.name.lower()
+        raise ValueError(f"study {name!r} is set to {held_direction}, not {direction}")
     for key, value in wanted.items():
         study.set_user_attr(key, value)
     return study
@@ -459,11 +489,6 @@ def _refit(experiment: Any, root: Path, name: str) -> dict[str, Any]:
     return {"run_dir": str(result.run_dir), "fit": result.metrics, "test": test}
 
 
-def tuned_experiment(base: Any, params: dict[str, Any]) -> Any:
-    """``base`` with the tuned ``params`` applied (the run settings of ``base`` kept)."""
-    return with_params(base, params)
-
-
 __all__ = [
     "FoldData",
     "TuneOptions",
@@ -473,5 +498,4 @@ __all__ = [
     "open_storage",
     "seal_test",
     "tune",
-    "tuned_experiment",
 ]
