@@ -19,9 +19,10 @@ USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [-
   to score the refitted best recipe (and the untuned recipe beside it).
   Without --space the task family's default space is searched (written to ROOT/space.yaml).
   The study (default name tune-RECIPE) is stored in ROOT/study.db unless --storage; rerunning
-  the command continues it, and --trials counts every finished trial of the study. Several workers share one study with
-  --storage journal:PATH (or an RDB URL) and --search-only; one final run without --search-only
-  writes best.yaml, the refit, trials.csv, report.json and the plots. See docs/tuning.md.
+  the command continues it, and --trials counts every finished trial of the study. Several
+  workers share one study with --storage journal:PATH (or an RDB URL) and --search-only; one
+  final run without --search-only writes best.yaml, the refit, trials.csv, report.json and the
+  plots. See docs/tuning.md.
 """
 
 
