@@ -213,10 +213,24 @@ def test_cli_writes_best_recipe_refit_test_metrics_and_plots(tmp_path: Path, cap
     assert not (root / "trials" / "0000" / "checkpoints").exists()
 
 
-def test_cv_on_a_text_stream_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cv", "2"], "--cv needs a data set of separate sequences or windows"),
+        (["--cv", "1"], "--cv must be 0 (the validation split) or >= 2 folds, got 1"),
+        (["--trials", "x"], "argument --trials: invalid int value: 'x'"),
+        (["--pruner", "asha"], "argument --pruner: invalid choice: 'asha'"),
+        (["--space", "nope.yaml"], "space file nope.yaml does not exist"),
+        (["--storage", "study.db"], "--storage 'study.db' is neither an Optuna RDB URL"),
+    ],
+)
+def test_bad_tune_options_fail_before_any_trial(
+    tmp_path: Path, capsys: Any, args: list[str], message: str
+) -> None:
     tiny = ROOT / "configs" / "tiny_charlm.yaml"
-    args = ["tune", "--config", str(tiny), "--cv", "2", f"--run.root={tmp_path}"]
-    assert main(args) == 2  # the error line, before any trial
+    assert main(["tune", "--config", str(tiny), *args, f"--run.root={tmp_path}"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "tune-tiny_charlm" / "trials").exists()
 
 
 @pytest.mark.slow

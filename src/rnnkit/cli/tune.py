@@ -27,7 +27,9 @@ USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [-
 
 
 def _options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="rnnkit tune", add_help=False, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="rnnkit tune", add_help=False, allow_abbrev=False, exit_on_error=False
+    )
     parser.add_argument("--space")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--timeout", type=float)
@@ -39,10 +41,7 @@ def _options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--direction", choices=("maximize", "minimize"))
     parser.add_argument("--search-only", action="store_true")
     parser.add_argument("--no-compare", action="store_true")
-    try:
-        return parser.parse_known_args(args)
-    except SystemExit:
-        raise ValueError("bad rnnkit tune options; see rnnkit tune --help") from None
+    return parser.parse_known_args(args)
 
 
 def _recipe_stem(args: list[str]) -> str:
