@@ -38,6 +38,7 @@ import shutil
 import socket
 import statistics
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -114,15 +115,21 @@ def open_storage(spec: str | None, root: Path) -> Any:
     engine = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
     for attempt in range(4):
         try:
-            return optuna.storages.RDBStorage(
-                spec, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
-            )
+            return _rdb(spec, engine)
         except (IntegrityError, OperationalError):
             # Two workers creating one fresh database race on its schema; the loser retries.
             time.sleep(0.5 * (attempt + 1))
-    return optuna.storages.RDBStorage(
-        spec, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
-    )
+    return _rdb(spec, engine)
+
+
+def _rdb(url: str, engine: dict[str, Any] | None) -> Any:
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+        )
 
 
 def _storage_name(spec: str | None, root: Path) -> str:

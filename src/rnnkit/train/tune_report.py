@@ -24,7 +24,11 @@ from rnnkit.train.tune_space import with_params
 
 
 def trials_csv(study: Any) -> str:
-    """One row per trial: number, state, value, seconds, each parameter, fold values, best step."""
+    """One row per trial: number, state, value, seconds, each parameter, fold values, best step.
+
+    ``value`` of a pruned trial is the last value it reported; ``best_step`` is the optimiser step
+    of the best validation (one per fold with --cv).
+    """
     keys = sorted({k for t in study.trials for k in t.params})
     out = io.StringIO()
     writer = csv.writer(out)
@@ -45,7 +49,8 @@ def trials_csv(study: Any) -> str:
                 seconds,
                 *(t.params.get(k, "") for k in keys),
                 folds,
-                t.user_attrs.get("best_step", ""),
+                t.user_attrs.get("best_step", "")
+                or " ".join(str(s) for s in t.user_attrs.get("fold_best_steps", [])),
             ]
         )
     return out.getvalue()
