@@ -21,7 +21,7 @@ import rnnkit.train.tune as tune_mod
 from rnnkit.cli import main
 from rnnkit.train.experiment_io import parse_experiment
 from rnnkit.train.specs import ClassificationExperiment, ForecastingExperiment
-from rnnkit.train.tune import TuneOptions, fold_indices, tune
+from rnnkit.train.tune import TuneOptions, cv_pool, fold_indices, tune
 from rnnkit.train.tune_space import (
     DEFAULT_SPACES,
     check_space,
@@ -112,6 +112,14 @@ def test_folds_stratify_classes_and_walk_forward_leaves_a_gap() -> None:
     assert windows[-1][1].max() == 39
     with pytest.raises(ValueError, match="the rarest class has 10 training sequences"):
         fold_indices(ClassificationExperiment(), train, 11)
+
+
+def test_folds_come_from_train_and_validation_never_test(tmp_path: Path) -> None:
+    built = tune_mod.build(parity(tmp_path))
+    train, val, _ = built.datamodule.parts  # type: ignore[attr-defined]
+    pool = cv_pool(built)
+    assert len(pool) == len(train) + len(val) == 180
+    assert np.array_equal(pool[len(train)][0], val[0][0])  # validation follows training
 
 
 class _Poison(Dataset[Any]):

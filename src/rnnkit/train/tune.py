@@ -16,7 +16,8 @@ Each trial samples the space with TPE, applies the values to the experiment with
 ``rnnkit fit`` uses, and trains through `rnnkit.train.fit`. The objective is the best value the
 monitored validation metric reached (the value the best checkpoint holds), either on the
 experiment's own validation split or, with ``cv=K``, averaged over K folds carved from the
-training split only (stratified by class for classifiers, walk-forward for forecasters). During
+training and validation splits (stratified by class for classifiers, walk-forward for
+forecasters). During
 the search the data module's test loader is replaced by one that raises, so a search that reached
 for the test split would fail rather than peek. A pruner sees the metric at every validation (or
 the running fold mean after every fold) and stops poor trials early.
@@ -46,7 +47,7 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from rnnkit.evaluate.splits import kfold, walk_forward
 from rnnkit.train.fit import Built, build, evaluate, fit
@@ -62,7 +63,7 @@ class TuneOptions:
 
     trials: int = 20  # finished (complete + pruned) trials the study should hold in all
     timeout: float | None = None  # stop starting trials after this many seconds
-    cv: int = 0  # K folds inside the training split (0: the validation split)
+    cv: int = 0  # K folds of the training + validation splits (0: the validation split)
     storage: str | None = None  # Optuna RDB URL or "journal:PATH" (None: sqlite in the root)
     study: str | None = None  # study name (None: "tune-<task>")
     root: str | None = None  # output folder (None: <run.root>/<study>)
@@ -210,7 +211,7 @@ class FoldData(L.LightningDataModule):
 
 
 def fold_indices(experiment: Any, train: Any, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """K (train, validation) index pairs inside the training split.
+    """K (train, validation) index pairs into ``train`` (the `cv_pool`: never the test split).
 
     Classifiers: stratified shuffled folds. Forecasters: walk-forward blocks in time order, the
     last ``horizon`` windows before each block left out so no training target overlaps a
@@ -243,7 +244,13 @@ def fold_indices(experiment: Any, train: Any, k: int) -> list[tuple[np.ndarray, 
     return list(kfold(n, k, seed=experiment.seed, labels=labels))
 
 
-def _fold_built(built: Built, train_idx: np.ndarray, val_idx: np.ndarray) -> Built:
+def cv_pool(built: Built) -> Any:
+    """What the folds are carved from: the training and validation splits, in that order.
+
+    Everything but the test split: on a small set the validation carve is a fifth of the data the
+    folds would otherwise lose. For series the validation windows follow the training ones, so
+    the order stays the order of time.
+    """
     data: Any = built.datamodule
     parts = getattr(data, "parts", None)
     if parts is None or not hasattr(data, "collate_fn"):
@@ -251,8 +258,13 @@ def _fold_built(built: Built, train_idx: np.ndarray, val_idx: np.ndarray) -> Bui
             "--cv needs a data set of separate sequences or windows (classification, tagging, "
             "forecasting, seq2seq); a language model's text stream tunes on its validation split"
         )
-    train = Subset(parts[0], train_idx.tolist())
-    val = Subset(parts[0], val_idx.tolist())
+    return ConcatDataset([parts[0], parts[1]])
+
+
+def _fold_built(built: Built, pool: Any, train_idx: np.ndarray, val_idx: np.ndarray) -> Built:
+    data: Any = built.datamodule
+    train = Subset(pool, train_idx.tolist())
+    val = Subset(pool, val_idx.tolist())
     fold = FoldData(train, val, batch_size=data.batch_size, collate_fn=data.collate_fn)
     batches = max(1, math.ceil(len(train) / data.batch_size))
     return dataclasses.replace(built, datamodule=fold, train_batches=batches)
@@ -304,10 +316,10 @@ class _Objective:
             experiment = self._experiment(params, f"{trial.number:04d}-fold{k}")
             built = build(experiment)
             seal_test(built.datamodule)
-            data: Any = built.datamodule
-            train_idx, val_idx = fold_indices(experiment, data.parts[0], self.cv)[k]
+            pool = cv_pool(built)
+            train_idx, val_idx = fold_indices(experiment, pool, self.cv)[k]
             watch = WatchMetric(self.monitor, maximize=self.maximize)
-            self._fit(experiment, _fold_built(built, train_idx, val_idx), watch)
+            self._fit(experiment, _fold_built(built, pool, train_idx, val_idx), watch)
             values.append(_value(watch))
             steps.append(watch.best_step)
             trial.set_user_attr("fold_values", values)
@@ -429,9 +441,7 @@ def tune(base: Any, space: list[Param], options: TuneOptions) -> TuneResult:
     metric = base.run.monitor or probe.module.monitor_default
     direction = options.direction or direction_of(metric)
     if options.cv:
-        _fold_built(probe, np.arange(1), np.arange(1))  # raises for data without separate items
-        data: Any = probe.datamodule
-        fold_indices(base, data.parts[0], options.cv)
+        fold_indices(base, cv_pool(probe), options.cv)  # too few items or classes fail here
     del probe
     name = options.study or f"tune-{base.task}"
     root = Path(options.root or Path(base.run.root) / name)
@@ -501,6 +511,7 @@ __all__ = [
     "TuneOptions",
     "TuneResult",
     "WatchMetric",
+    "cv_pool",
     "fold_indices",
     "open_storage",
     "seal_test",
