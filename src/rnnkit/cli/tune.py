@@ -15,8 +15,8 @@ USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [-
 
   Searches the recipe's keys with Optuna's TPE sampler; the objective is the best value of the
   monitored validation metric (run.monitor, or the task's default), on the validation split or
-  averaged over --cv K folds of the training + validation splits. The test split is read only after the search,
-  to score the refitted best recipe (and the untuned recipe beside it).
+  averaged over --cv K folds of the training + validation splits. The test split is read only
+  after the search, to score the refitted best recipe (and the untuned recipe beside it).
   Without --space the task family's default space is searched (written to ROOT/space.yaml).
   The study (default name tune-RECIPE) is stored in ROOT/study.db unless --storage; rerunning
   the command continues it, and --trials counts every finished trial of the study. Several
