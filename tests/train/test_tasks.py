@@ -25,7 +25,6 @@ from rnnkit.train.config import (
     SequenceDataConfig,
     TrainerConfig,
 )
-from rnnkit.train.fit import build, fit
 from rnnkit.train.predict import forecast_run, predict_run
 from rnnkit.train.specs import (
     ClassificationExperiment,
@@ -38,6 +37,7 @@ from rnnkit.train.specs import (
     TaggerSpec,
     TaggingExperiment,
 )
+from rnnkit.train.trainer import build, fit
 
 
 @pytest.mark.parametrize(

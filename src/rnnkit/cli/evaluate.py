@@ -9,7 +9,7 @@ from rnnkit.cli._common import run_parser
 
 
 def _evaluate(command: str, args: Sequence[str]) -> int:
-    from rnnkit.train.fit import evaluate
+    from rnnkit.train.trainer import evaluate
 
     ns = run_parser(command).parse_args(list(args))
     print(json.dumps(evaluate(ns.run, stage=command), indent=2))

@@ -21,8 +21,8 @@ SHOWN = (
 
 def main(args: Sequence[str]) -> int:
     from rnnkit.train.experiment_io import parse_experiment
-    from rnnkit.train.fit import fit
     from rnnkit.train.specs import EXPERIMENTS
+    from rnnkit.train.trainer import fit
 
     args = resolve_configs(args)
     resume = None
