@@ -10,11 +10,12 @@ from rnnkit.cli._common import fail, peek_task, resolve_configs
 
 USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [--timeout S]
             [--cv K] [--storage URL | journal:PATH] [--study NAME] [--root DIR]
-            [--pruner median|hyperband|none] [--direction maximize|minimize]
+            [--pruner median|hyperband|none]
             [--search-only] [--no-compare] [--section.key value ...]
 
   Searches the recipe's keys with Optuna's TPE sampler; the objective is the best value of the
-  monitored validation metric (run.monitor, or the task's default), on the validation split or
+  monitored validation metric (run.monitor, or the task's default; maximised or minimised as
+  run.monitor_mode says, as for checkpoints), on the validation split or
   averaged over --cv K folds of the training + validation splits. The test split is read only
   after the search, to score the refitted best recipe (and the untuned recipe beside it).
   Without --space the task family's default space is searched (written to ROOT/space.yaml).
@@ -38,7 +39,6 @@ def _options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--study")
     parser.add_argument("--root")
     parser.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
-    parser.add_argument("--direction", choices=("maximize", "minimize"))
     parser.add_argument("--search-only", action="store_true")
     parser.add_argument("--no-compare", action="store_true")
     return parser.parse_known_args(args)
@@ -61,8 +61,8 @@ def main(args: Sequence[str]) -> int:
         return 0 if args else 2
     from rnnkit.train.experiment_io import parse_experiment
     from rnnkit.train.specs import EXPERIMENTS
-    from rnnkit.train.tune import TuneOptions, tune
-    from rnnkit.train.tune_space import default_space, load_space
+    from rnnkit.tune.search import TuneOptions, tune
+    from rnnkit.tune.space import default_space, load_space
 
     opts, rest = _options(resolve_configs(args))
     if "--config" not in rest and not any(a.startswith("--config=") for a in rest):
@@ -80,7 +80,6 @@ def main(args: Sequence[str]) -> int:
         study=opts.study or f"tune-{_recipe_stem(rest)}",
         root=opts.root,
         pruner=opts.pruner,
-        direction=opts.direction,
         search_only=opts.search_only,
         compare=not opts.no_compare,
     )

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from rnnkit.train.run import atomic_write_text
-from rnnkit.train.tune_space import with_params
+from rnnkit.tune.space import with_params
 
 
 def trials_csv(study: Any) -> str:

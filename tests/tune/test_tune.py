@@ -17,12 +17,12 @@ import pytest
 import yaml
 from torch.utils.data import Dataset
 
-import rnnkit.train.tune as tune_mod
+import rnnkit.tune.search as tune_mod
 from rnnkit.cli import main
 from rnnkit.train.experiment_io import parse_experiment
 from rnnkit.train.specs import ClassificationExperiment, ForecastingExperiment
-from rnnkit.train.tune import TuneOptions, cv_pool, fold_indices, tune
-from rnnkit.train.tune_space import (
+from rnnkit.tune.search import TuneOptions, cv_pool, fold_indices, tune
+from rnnkit.tune.space import (
     DEFAULT_SPACES,
     check_space,
     default_space,
@@ -87,10 +87,7 @@ def test_default_spaces_fit_their_families_and_params_apply_typed() -> None:
     assert (tuned.optim.lr, tuned.model.cell) == (0.02, "gru")
     assert direction_of("val_accuracy") == "maximize"
     assert direction_of("val_bpc") == "minimize"
-    with pytest.raises(
-        ValueError, match=r"cannot tell whether to maximize or minimize metric 'val_x'"
-    ):
-        direction_of("val_x")
+    assert direction_of("val_bpc", "max") == "maximize"  # run.monitor_mode wins, as in fit
 
 
 def test_folds_stratify_classes_and_walk_forward_leaves_a_gap() -> None:

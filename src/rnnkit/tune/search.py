@@ -13,14 +13,14 @@
 ```
 
 Each trial samples the space with TPE, applies the values to the experiment with the parser
-``rnnkit fit`` uses, and trains through `rnnkit.train.fit`. The objective is the best value the
-monitored validation metric reached (the value the best checkpoint holds), either on the
-experiment's own validation split or, with ``cv=K``, averaged over K folds carved from the
-training and validation splits (stratified by class for classifiers, walk-forward for
-forecasters). During
-the search the data module's test loader is replaced by one that raises, so a search that reached
-for the test split would fail rather than peek. A pruner sees the metric at every validation (or
-the running fold mean after every fold) and stops poor trials early.
+``rnnkit fit`` uses, and trains through `rnnkit.train.fit` (never with ``test=True``). The
+objective is the best value the monitored validation metric reached (the value the best
+checkpoint holds), either on the experiment's own validation split or, with ``cv=K``, averaged
+over K folds carved from the training and validation splits (stratified by class for
+classifiers, walk-forward for forecasters). During the search the data module's test loader is
+replaced by one that raises, so a search that reached for the test split would fail rather than
+peek. A pruner sees the metric at every validation (or the running fold mean after every fold)
+and stops poor trials early.
 
 The refit trains ``best.yaml`` exactly as ``rnnkit fit --config best.yaml`` would: on the training
 split, with the validation split choosing the checkpoint. Training on train+validation was left out
@@ -50,9 +50,9 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from rnnkit.evaluate.splits import kfold, walk_forward
-from rnnkit.train.fit import Built, build, evaluate, fit
+from rnnkit.train import Built, build, fit
 from rnnkit.train.run import atomic_write_text, versions
-from rnnkit.train.tune_space import Param, check_space, direction_of, space_yaml, with_params
+from rnnkit.tune.space import Param, check_space, direction_of, space_yaml, with_params
 
 Pruner = Literal["median", "hyperband", "none"]
 
@@ -68,7 +68,6 @@ class TuneOptions:
     study: str | None = None  # study name (None: "tune-<task>")
     root: str | None = None  # output folder (None: <run.root>/<study>)
     pruner: Pruner = "median"  # stops trials whose metric trails the median of earlier ones
-    direction: Literal["maximize", "minimize"] | None = None  # None: from the metric's name
     search_only: bool = False  # run trials only (extra workers); no refit, plots or report
     compare: bool = True  # also fit the untuned recipe and test it beside the tuned one
 
@@ -256,7 +255,8 @@ def cv_pool(built: Built) -> Any:
     if parts is None or not hasattr(data, "collate_fn"):
         raise ValueError(
             "--cv needs a data set of separate sequences or windows (classification, tagging, "
-            "forecasting, seq2seq); a language model's text stream tunes on its validation split"
+            "forecasting, seq2seq, data.mode: sequences); a language model's text stream tunes "
+            "on its validation split"
         )
     return ConcatDataset([parts[0], parts[1]])
 
@@ -292,7 +292,7 @@ class _Objective:
         return with_params(self.base, {**params, **run})
 
     def _fit(self, experiment: Any, built: Built, watch: WatchMetric) -> None:
-        result = fit(experiment, built=built, callbacks=[watch], final_eval=False)
+        result = fit(experiment, built=built, callbacks=[watch], final_eval=False, test=False)
         shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
 
     def __call__(self, trial: Any) -> float:
@@ -439,7 +439,7 @@ def tune(base: Any, space: list[Param], options: TuneOptions) -> TuneResult:
     check_space(base, space)
     probe = build(base)  # the recipe builds, and the data decides the monitor and the folds
     metric = base.run.monitor or probe.module.monitor_default
-    direction = options.direction or direction_of(metric)
+    direction = direction_of(metric, base.run.monitor_mode)
     if options.cv:
         fold_indices(base, cv_pool(probe), options.cv)  # too few items or classes fail here
     del probe
@@ -470,7 +470,7 @@ def tune(base: Any, space: list[Param], options: TuneOptions) -> TuneResult:
         raise ValueError(
             f"study {name!r}: no trial completed ({_counts(study)}); see {root / 'trials.csv'}"
         )
-    from rnnkit.train.tune_report import write_outputs
+    from rnnkit.tune.report import write_outputs
 
     report = write_outputs(
         study,
@@ -496,13 +496,13 @@ def _counts(study: Any) -> str:
 
 
 def _refit(experiment: Any, root: Path, name: str) -> dict[str, Any]:
-    """Fit ``experiment`` into ``root/name`` (a previous one there is replaced), then test it."""
+    """Fit ``experiment`` into ``root/name`` (a previous one there is replaced); test its best."""
     target = root / name
     if target.exists():
         shutil.rmtree(target)
     run = {"run.root": str(root), "run.name": name}
-    result = fit(with_params(experiment, run))
-    test = evaluate(str(result.run_dir), stage="test")
+    result = fit(with_params(experiment, run), test=True)
+    test = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
     return {"run_dir": str(result.run_dir), "fit": result.metrics, "test": test}
 
 

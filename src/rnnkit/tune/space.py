@@ -10,8 +10,8 @@ A space is a YAML mapping from any dotted experiment key to one distribution::
 
 The keys are the ones ``rnnkit fit --section.key value`` accepts; `check_space` applies every
 bound and choice to the experiment before the first trial, so a typo fails at once with the list of
-valid keys instead of after N failed trials. The metric direction (`direction_of`) comes from the
-metric's name: accuracy/F1/exact match are maximised, losses and errors minimised.
+valid keys instead of after N failed trials. The metric direction (`direction_of`) is the one the
+trainer checkpoints by (``run.monitor_mode``).
 """
 
 from __future__ import annotations
@@ -24,26 +24,19 @@ from typing import Any, Literal
 
 import yaml
 
+from rnnkit.train.config import monitor_mode
 from rnnkit.train.experiment_io import experiment_from_dict
 
 Kind = Literal["float", "int", "categorical"]
 
-# Metric names (without the ``val_`` prefix) whose direction is known.
-MAXIMIZE = frozenset({"accuracy", "f1", "exact_match", "token_accuracy", "auc", "roc_auc"})
-MINIMIZE = frozenset({"loss", "bpc", "ppl", "rmse", "mae", "mase", "mse", "nll"})
 
+def direction_of(metric: str, mode: str = "auto") -> Literal["maximize", "minimize"]:
+    """Optuna's direction for ``metric``: the same min/max `rnnkit.train.fit` checkpoints by.
 
-def direction_of(metric: str) -> Literal["maximize", "minimize"]:
-    """``maximize`` for accuracy-like metrics, ``minimize`` for losses and errors."""
-    name = metric.removeprefix("val_")
-    if name in MAXIMIZE:
-        return "maximize"
-    if name in MINIMIZE:
-        return "minimize"
-    raise ValueError(
-        f"cannot tell whether to maximize or minimize metric {metric!r}; "
-        f"known: {', '.join(sorted(MAXIMIZE | MINIMIZE))}; pass --direction"
-    )
+    ``mode`` is the experiment's ``run.monitor_mode`` (``auto`` guesses from the name: accuracy,
+    F1, exact match, AUC, ... are maximised, losses and errors minimised).
+    """
+    return "maximize" if monitor_mode(metric, mode) == "max" else "minimize"
 
 
 @dataclass(frozen=True)
