@@ -1,7 +1,7 @@
 """The package is a one-way chain of layers; no module imports from a layer above its own.
 
     core (types, cells, recurrent, scan, attention) -> models -> data -> diagnostics -> train
-        -> evaluate -> apps -> cli
+        -> evaluate -> tune -> apps -> cli
 
 Every ``import`` statement counts, at module level and inside functions alike (a function-level
 import is still a dependency; it only hides a cycle). Modules also form no import cycle among
@@ -17,7 +17,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "rnnkit"
 
-CHAIN = ("core", "models", "data", "diagnostics", "train", "evaluate", "apps", "cli")
+CHAIN = ("core", "models", "data", "diagnostics", "train", "evaluate", "tune", "apps", "cli")
 LAYER_OF = {
     "types": "core",
     "cells": "core",
@@ -30,6 +30,7 @@ LAYER_OF = {
     "diagnostics": "diagnostics",
     "train": "train",
     "evaluate": "evaluate",
+    "tune": "tune",  # searches over train's fits with evaluate's splits
     "apps": "apps",
     "demo": "apps",
     "demo_lm": "apps",

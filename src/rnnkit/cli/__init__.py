@@ -20,6 +20,10 @@ from collections.abc import Sequence
 # name -> (module:function under rnnkit.cli, one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("fit:main", "train an experiment from a YAML recipe; writes a run directory"),
+    "tune": (
+        "tune:main",
+        "search a recipe's hyperparameters with Optuna; best recipe, refit, test",
+    ),
     "validate": ("evaluate:validate", "evaluate a finished run's model on its validation split"),
     "test": ("evaluate:test", "evaluate a finished run's model on its test split"),
     "predict": (
