@@ -46,9 +46,24 @@ def usage() -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
+def _warning_line(
+    message: Warning | str, category: type[Warning], *args: object, **kwargs: object
+) -> str:
+    """Warnings as ``rnnkit: warning: ...`` lines, without the source line Python adds."""
+    return f"rnnkit: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rnnkit`` command."""
+    """Entry point of the ``rnnkit`` command.
+
+    Errors a user can act on are one line on stderr: a ``ValueError`` (bad input, config,
+    damaged file) exits 2; an error carrying an ``exit_code`` (a diverged run) exits with it.
+    """
+    import warnings
+
     from rnnkit.cli._common import fail
+
+    warnings.formatwarning = _warning_line
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -63,6 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(run(rest))
     except (ValueError, argparse.ArgumentError) as err:
         return fail(str(err))
+    except Exception as err:
+        code = getattr(err, "exit_code", None)
+        if code is None:
+            raise
+        fail(str(err))
+        return int(code)
 
 
 __all__ = ["COMMANDS", "main"]

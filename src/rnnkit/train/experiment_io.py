@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import re
+import textwrap
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
@@ -18,7 +21,81 @@ def experiment_parser(cls: type[Any], *, prog: str = "rnnkit fit", **kwargs: Any
     parser = ArgumentParser(prog=prog, exit_on_error=False, **kwargs)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML recipe (configs/*.yaml)")
     parser.add_class_arguments(cls, None, as_group=False)
+    for action in parser._actions:
+        comment = field_comment(cls, action.dest)
+        if comment and not action.help:
+            action.help = comment
     return parser
+
+
+def help_text(cls: type[Any], args: Sequence[str], *, prog: str = "rnnkit fit") -> str:
+    """``--help`` for ``cls``: each field's comment, and the recipe's values as the defaults when
+    ``args`` name ``--config`` files (so a user sees what the recipe will run, not the library's
+    defaults)."""
+    parser = experiment_parser(cls, prog=prog)
+    configs: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--config" and i + 1 < len(args):
+            configs += ["--config", args[i + 1]]
+        elif a.startswith("--config="):
+            configs.append(a)
+    if configs:
+        try:
+            cfg = parser.parse_args(configs)
+        except argparse.ArgumentError as err:
+            raise ValueError(explain_error(cls, str(err))) from None
+        parser.set_defaults({k: v for k, v in cfg.items() if k != "config"})
+    return str(parser.format_help())
+
+
+@cache
+def _class_comments(cls: type[Any]) -> dict[str, str]:
+    """``name -> comment`` for a dataclass's fields, from the ``# ...`` after each field (and the
+    comment lines just above it), read from the source; empty when the source is unavailable."""
+    out: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(base):
+            continue
+        try:
+            lines = textwrap.dedent(inspect.getsource(base)).splitlines()[1:]
+        except (OSError, TypeError):
+            continue
+        above: list[str] = []
+        for line in lines:
+            if not line.startswith("    ") or line.startswith("     "):
+                above = []
+                continue
+            text = line.strip()
+            if text.startswith("#"):
+                above.append(text.lstrip("# "))
+                continue
+            m = re.match(r"(\w+)\s*:[^#]*(?:#\s*(.*))?$", text)
+            if m and not text.startswith(("def ", "return ")):
+                words = " ".join([*above, *([m.group(2)] if m.group(2) else [])])
+                if words:
+                    out[m.group(1)] = words
+            above = []
+    return out
+
+
+def field_comment(cls: type[Any], dotted: str) -> str | None:
+    """The source comment of the field at ``dotted`` (``trainer.max_steps``) of ``cls``."""
+    target: Any = cls
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        fields = (
+            {f.name: f for f in dataclasses.fields(target)}
+            if dataclasses.is_dataclass(target)
+            else {}
+        )
+        if part not in fields:
+            return None
+        f = fields[part]
+        target = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.type
+        target = type(target) if dataclasses.is_dataclass(target) else target
+    if not isinstance(target, type) or not dataclasses.is_dataclass(target):
+        return None
+    return _class_comments(target).get(parts[-1])
 
 
 def to_experiment(cls: type[Any], parser: ArgumentParser, cfg: Namespace) -> Any:

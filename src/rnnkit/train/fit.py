@@ -20,7 +20,10 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
-from rnnkit.train.config import Common
+from rnnkit.integrity import clean_orphans
+from rnnkit.train.config import Common, parse_duration
+from rnnkit.train.guard import DivergenceGuard, TrainingDiverged
+from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
     RunResult,
@@ -81,10 +84,14 @@ _NOISE = (
 
 
 def _quiet() -> None:
+    """No tips, advertisements or accelerator inventories: Lightning's info lines are dropped (our
+    progress line and summary say what matters); its warnings still show."""
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(name).addFilter(_DropTip())
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _setup(experiment: Common) -> None:
@@ -207,12 +214,21 @@ def make_trainer(
                 strict=False,
             )
         )
-    if t.diagnostics_every > 0:
+    if t.diagnostics_every > 0:  # the diagnostics are the guard plus recording
         from rnnkit.diagnostics import GradientDiagnostics
 
         cbs.append(
-            GradientDiagnostics(every_n_steps=t.diagnostics_every, out_dir=run_dir / "diagnostics")
+            GradientDiagnostics(
+                every_n_steps=t.diagnostics_every,
+                out_dir=run_dir / "diagnostics",
+                patience=t.nonfinite_patience,
+                monitor=monitor,
+            )
         )
+    else:
+        cbs.append(DivergenceGuard(patience=t.nonfinite_patience, monitor=monitor))
+    if t.enable_progress_bar:
+        cbs.append(StepProgress())
     cbs += list(callbacks)
     val_every = t.val_check_interval
     if isinstance(val_every, int) and val_every > built.train_batches:
@@ -221,11 +237,26 @@ def make_trainer(
     strategy = t.strategy
     if strategy == "auto" and isinstance(devices, int) and devices > 1:
         strategy = "ddp"
+    try:
+        return _trainer(t, built, run_dir, cbs, val_every, devices, strategy)
+    except Exception as err:  # Lightning's own checks: one line, naming the trainer section
+        raise ValueError(f"trainer: {str(err).strip().splitlines()[0]}") from None
+
+
+def _trainer(
+    t: Any,
+    built: Built,
+    run_dir: Path,
+    cbs: list[Callback],
+    val_every: Any,
+    devices: Any,
+    strategy: str,
+) -> L.Trainer:
     return L.Trainer(
         default_root_dir=str(run_dir),
         max_steps=t.max_steps,
         max_epochs=t.max_epochs,
-        max_time=t.max_time,
+        max_time=parse_duration(t.max_time) if t.max_time else None,
         gradient_clip_val=t.gradient_clip_val or None,
         gradient_clip_algorithm="norm",
         val_check_interval=val_every,
@@ -272,6 +303,9 @@ def fit(
     """
     start = time.perf_counter()
     run_dir = resolve_run_dir(experiment, resume=resume)
+    if _is_rank_zero():
+        for orphan in clean_orphans(run_dir):
+            print(f"removed {orphan}, left by an interrupted write")
     ckpt_path = resume_checkpoint(resume) if resume is not None else None
     built = built or build(experiment)
     if ckpt_path is not None:
@@ -295,6 +329,7 @@ def fit(
             os.environ.pop(RUN_DIR_ENV, None)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; resume with --resume {run_dir}")
+    _stop_if_diverged(experiment, trainer, run_dir, start)
     metrics: dict[str, float] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
@@ -317,6 +352,71 @@ def fit(
     if trainer.is_global_zero:
         summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def _stop_if_diverged(experiment: Any, trainer: L.Trainer, run_dir: Path, start: float) -> None:
+    """Raise `TrainingDiverged` when the guard stopped the run, after writing a summary that says
+    so; the best checkpoint stays only when its monitored score is finite."""
+    guard = next((c for c in trainer.callbacks if isinstance(c, DivergenceGuard)), None)  # type: ignore[attr-defined]
+    if guard is None or guard.diverged is None:
+        return
+    best = next((c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None)
+    score = getattr(best, "best_model_score", None)
+    best_path = getattr(best, "best_model_path", "") or None
+    if score is None or not math.isfinite(float(score)):
+        best_path = None
+    message = guard.explain(
+        lr=experiment.optim.lr, clip=experiment.trainer.gradient_clip_val, best=best_path
+    )
+    if trainer.is_global_zero:
+        summary = {
+            "task": experiment.task,
+            "run_dir": str(run_dir),
+            "status": "diverged",
+            "message": message,
+            "best_checkpoint": best_path,
+            "skipped_steps": guard.skipped_steps,
+            "steps": int(trainer.global_step),
+            "wall_time_s": round(time.perf_counter() - start, 2),
+            "seed": experiment.seed,
+            "versions": versions(),
+        }
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    raise TrainingDiverged(message)
+
+
+def dry_run(experiment: Any, *, resume: str | None = None) -> str:
+    """Check and build everything a run needs — data, model, trainer — without training or
+    writing; returns what would run, in a few lines."""
+    import tempfile
+
+    start = time.perf_counter()
+    run_dir = resolve_run_dir(experiment, resume=resume)
+    ckpt_path = resume_checkpoint(resume) if resume is not None else None
+    built = build(experiment)
+    if ckpt_path is not None:
+        _check_compatible(ckpt_path, built.module, experiment.task)
+    monitor = experiment.run.monitor or built.module.monitor_default
+    with tempfile.TemporaryDirectory() as scratch:
+        make_trainer(experiment, built, Path(scratch), monitor=monitor)
+    t = experiment.trainer
+    params = sum(p.numel() for p in built.module.model.parameters())
+    bounds = [
+        f"max_steps {t.max_steps}" if t.max_steps > 0 else "",
+        f"max_time {t.max_time}" if t.max_time else "",
+    ]
+    bounds += [f"max_epochs {t.max_epochs}" if t.max_epochs > 0 else ""]
+    return "\n".join(
+        [
+            f"dry run: {experiment.task}, {type(built.module.model).__name__} with {params:,} "
+            f"parameters ({experiment.model.cell})",
+            f"  data {getattr(experiment.data, 'source', '?')}: {built.train_batches} optimiser "
+            f"steps per epoch, batch size {experiment.data.batch_size}",
+            f"  stops at {', '.join(b for b in bounds if b)}; validates on {monitor}",
+            f"  would write {run_dir}" + (f", resuming {ckpt_path}" if ckpt_path else ""),
+            f"  checked and built in {time.perf_counter() - start:.1f} s; nothing trained",
+        ]
+    )
 
 
 def _finish(
@@ -382,11 +482,12 @@ def evaluate(run_dir: str, *, stage: str, overrides: Any = None) -> dict[str, fl
     experiment = overrides or loaded.experiment
     built = build(experiment)
     built.module.model.load_state_dict(loaded.model.state_dict())
+    _quiet()
     trainer = L.Trainer(
         accelerator=experiment.trainer.accelerator,
         devices=1,
         logger=False,
-        enable_progress_bar=experiment.trainer.enable_progress_bar,
+        enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=built.use_distributed_sampler,
     )  # whole splits, as the final numbers of fit
