@@ -144,6 +144,7 @@ def valid_keys(cls: type[Any], group: str | None = None) -> list[str]:
 
 
 _GROUP_RE = re.compile(r"Group '([\w.]+)' does not accept (?:option|nested key) '([\w.]+)'")
+_VALUE_RE = re.compile(r'Parser key "([\w.]+)":\s*(.+)', re.S)
 _KEY_RE = re.compile(r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)")
 
 
@@ -167,4 +168,8 @@ def explain_error(cls: type[Any], message: str) -> str:
     m = _KEY_RE.search(message)
     if m:
         return _unknown(cls, (m.group(1) or m.group(2)).lstrip("-"))
-    return message
+    m = _VALUE_RE.search(message)
+    if m:  # a value of the wrong type: one line naming the key
+        detail = re.sub(r"<class '([\w.]+)'>", r"\1", " ".join(m.group(2).split()))
+        return f"{m.group(1)}: {detail[:300]}"
+    return " ".join(message.split())[:500]

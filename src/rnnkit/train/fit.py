@@ -78,6 +78,7 @@ _NOISE = (
     ".*overridden `transfer_batch_to_device`.*",  # ours moves the Batch dataclass on purpose
     ".*LeafSpec.*",
     ".*Experiment logs directory .* exists and is not empty.*",  # config.yaml is written first
+    ".*Checkpoint directory .* exists and is not empty.*",  # a resumed run's own checkpoints
     ".*does not have many workers.*",  # the data is in memory; workers would only copy it
     ".*was configured so 100% of the batches.*",
 )

@@ -46,6 +46,7 @@ class StepProgress(ProgressBar):
         self._last_print = -math.inf
         self._tty = False
         self._width = 0
+        self._last_line = ""
 
     # ---- the ProgressBar interface ----
     def disable(self) -> None:
@@ -132,8 +133,9 @@ class StepProgress(ProgressBar):
         return "  ".join(parts)
 
     def _emit(self, text: str, *, final: bool = False) -> None:
-        if not self._enabled:
+        if not self._enabled or (final and text == self._last_line):
             return
+        self._last_line = text
         stream = self.stream
         if self._tty:
             pad = max(0, self._width - len(text))

@@ -102,6 +102,8 @@ def _reason(err: BaseException) -> str:
     text = str(err).strip()
     if "weights_only" in text or "Unpickler" in text or "unpickl" in text.lower():
         return "it is damaged, or holds objects other than tensors and plain data"
+    if isinstance(err, OSError) or "zip archive" in text or "central directory" in text:
+        return "it is truncated or damaged"
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
