@@ -61,9 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import warnings
 
-    from rnnkit.cli._common import fail
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        return _run(argv)
+    finally:
+        warnings.formatwarning = formatwarning
 
-    warnings.formatwarning = _warning_line
+
+def _run(argv: Sequence[str] | None) -> int:
+    from rnnkit.cli._common import fail
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
