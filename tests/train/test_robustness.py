@@ -192,9 +192,17 @@ def test_sidecar_survives_a_kill_between_its_write_and_the_replace(tmp_path: Pat
 # ---- config before training ----
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("3m", 180), ("90s", 90), ("1h30m", 5400), ("2 hours", 7200), ("00:03:00", 180),
-     ("00:00:03:00", 180), ("01:00:00:05", 86405), ("3 minutes", 180)],
-)  # fmt: skip
+    [
+        ("3m", 180),
+        ("90s", 90),
+        ("1h30m", 5400),
+        ("2 hours", 7200),
+        ("00:03:00", 180),
+        ("00:00:03:00", 180),
+        ("01:00:00:05", 86405),
+        ("3 minutes", 180),
+    ],
+)
 def test_max_time_formats(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
 

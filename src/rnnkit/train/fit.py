@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
@@ -269,7 +271,7 @@ def _trainer(
         devices=devices,
         strategy=strategy,
         num_nodes=t.num_nodes,
-        precision=t.precision,  # type: ignore[arg-type]
+        precision=t.precision,
         deterministic=t.deterministic,
         enable_progress_bar=t.enable_progress_bar,
         enable_model_summary=False,
@@ -325,6 +327,8 @@ def fit(
             ckpt_path=str(ckpt_path) if ckpt_path else None,
             weights_only=True,
         )
+    except MisconfigurationException as err:  # e.g. a run.monitor the task never logs
+        raise ValueError(_misconfigured(str(err), monitor)) from None
     finally:
         if rank_zero:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -353,6 +357,14 @@ def fit(
     if trainer.is_global_zero:
         summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def _misconfigured(text: str, monitor: str) -> str:
+    """Lightning's configuration error as one line naming our key."""
+    found = re.search(r"returned metrics: (\[[^\]]*\])", text)
+    if "monitor" in text and found:
+        return f"run.monitor {monitor!r} is not a metric this task logs; it logs {found.group(1)}"
+    return "trainer: " + (text.strip().splitlines() or ["misconfigured"])[0]
 
 
 def _stop_if_diverged(experiment: Any, trainer: L.Trainer, run_dir: Path, start: float) -> None:

@@ -122,7 +122,7 @@ class StepProgress(ProgressBar):
         shown = f"{total:.0f}" if math.isfinite(total) else "?"
         parts = [f"step {step}/{shown}"]
         for name, value in self.get_metrics(trainer, pl_module).items():
-            if name == "v_num":
+            if name == "v_num" or not isinstance(value, int | float | str):
                 continue
             try:
                 parts.append(f"{name} {float(value):.4g}")
