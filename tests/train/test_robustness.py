@@ -251,9 +251,10 @@ def test_config_modules_import_without_torch() -> None:
 
 def test_fit_help_shows_comments_and_recipe_values(capsys: Any) -> None:
     assert main(["fit", "--config", str(TINY), "--help"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert "--trainer.max_steps MAX_STEPS optimiser steps (-1: run max_epochs)" in out
-    assert "default: 30" in out  # the recipe's max_steps, not the library's 2000
+    out = capsys.readouterr().out
+    # the recipe's max_steps (30), not the library's 2000, with the field's comment
+    assert "--trainer.max_steps  int = 30  # optimiser steps (-1: run max_epochs)" in out
+    assert "--optim.weight_decay  float = 0.01  # AdamW decoupled decay" in out  # a default
     assert "this many in a row stop the run" in out  # a comment above its field
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -82,6 +83,9 @@ def _run(argv: Sequence[str] | None) -> int:
     run = getattr(importlib.import_module(f"rnnkit.cli.{module_name}"), function)
     try:
         return int(run(rest))
+    except BrokenPipeError:  # `rnnkit fit --help | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, argparse.ArgumentError) as err:
         return fail(str(err))
     except Exception as err:

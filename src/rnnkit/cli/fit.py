@@ -48,7 +48,7 @@ def _take(args: list[str], flag: str, *, value: bool) -> tuple[bool, str | None]
 
 
 def main(args: Sequence[str]) -> int:
-    from rnnkit.train.experiment_io import help_text, parse_experiment
+    from rnnkit.train.experiment_io import help_text
     from rnnkit.train.specs import EXPERIMENTS
 
     args = list(args)
@@ -61,6 +61,8 @@ def main(args: Sequence[str]) -> int:
         print(USAGE.format(task=task))
         print(help_text(EXPERIMENTS[task], args))
         return 0
+    from rnnkit.train.experiment_io import parse_experiment
+
     experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit fit")
     if dry_run:
         from rnnkit.train.fit import dry_run as plan

@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import re
 import textwrap
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser, Namespace
 
 from rnnkit.train.specs import EXPERIMENTS
 
 
 def experiment_parser(cls: type[Any], *, prog: str = "rnnkit fit", **kwargs: Any) -> ArgumentParser:
     """A parser whose options are the fields of the experiment dataclass ``cls``."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
     parser = ArgumentParser(prog=prog, exit_on_error=False, **kwargs)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML recipe (configs/*.yaml)")
     parser.add_class_arguments(cls, None, as_group=False)
@@ -28,24 +32,64 @@ def experiment_parser(cls: type[Any], *, prog: str = "rnnkit fit", **kwargs: Any
     return parser
 
 
-def help_text(cls: type[Any], args: Sequence[str], *, prog: str = "rnnkit fit") -> str:
-    """``--help`` for ``cls``: each field's comment, and the recipe's values as the defaults when
-    ``args`` name ``--config`` files (so a user sees what the recipe will run, not the library's
-    defaults)."""
-    parser = experiment_parser(cls, prog=prog)
-    configs: list[str] = []
+def help_text(cls: type[Any], args: Sequence[str]) -> str:
+    """``--help`` for ``cls``: every option as ``--key  type = value  # comment``, the comment from
+    the field's source, the value from the ``--config`` recipes in ``args`` when they set it (what
+    the recipe will run) else the default. Built without jsonargparse, so it prints at once."""
+    import yaml
+
+    recipe: dict[str, Any] = {}
     for i, a in enumerate(args):
-        if a == "--config" and i + 1 < len(args):
-            configs += ["--config", args[i + 1]]
-        elif a.startswith("--config="):
-            configs.append(a)
-    if configs:
-        try:
-            cfg = parser.parse_args(configs)
-        except argparse.ArgumentError as err:
-            raise ValueError(explain_error(cls, str(err))) from None
-        parser.set_defaults({k: v for k, v in cfg.items() if k != "config"})
-    return str(parser.format_help())
+        path = args[i + 1] if a == "--config" and i + 1 < len(args) else None
+        path = a.split("=", 1)[1] if a.startswith("--config=") else path
+        if path is not None:
+            with open(path, encoding="utf-8-sig") as f:
+                _merge(recipe, yaml.safe_load(f) or {})
+    lines = [f"{cls.__name__}: {(cls.__doc__ or '').strip().splitlines()[0]}"]
+    lines.append("  --config RECIPE.yaml  a YAML recipe (configs/*.yaml); --print_config shows all")
+    section = None
+    for name, ftype, default in _leaves(cls):
+        head = name.rpartition(".")[0]
+        if head != section and head:
+            lines.append(f"{head}:")
+        section = head
+        value = _lookup(recipe, name, default)
+        comment = field_comment(cls, name)
+        shown = f"  --{name}  {ftype} = {json.dumps(value)}"
+        lines.append(shown + (f"  # {comment}" if comment else ""))
+    return "\n".join(lines)
+
+
+def _leaves(cls: type[Any], prefix: str = "") -> list[tuple[str, str, Any]]:
+    """``(dotted name, type text, default)`` of every leaf field of a config dataclass."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                out += _leaves(type(value), prefix + f.name + ".")
+                continue
+            out.append((prefix + f.name, str(f.type), value))
+        else:
+            out.append((prefix + f.name, str(f.type), f.default))
+    return out
+
+
+def _merge(into: dict[str, Any], data: Any) -> None:
+    for key, value in data.items() if isinstance(data, dict) else ():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _lookup(data: dict[str, Any], dotted: str, default: Any) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return list(default) if isinstance(default, tuple) else default
+        node = node[part]
+    return node
 
 
 @cache
