@@ -38,8 +38,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def verify_file(path: str | os.PathLike[str], expected: str | Iterable[str]) -> None:
-    """``ValueError`` naming ``path`` unless its SHA-256 is ``expected`` (or one of them)."""
+def verify_file(
+    path: str | os.PathLike[str], expected: str | Iterable[str], *, record: str = ""
+) -> None:
+    """``ValueError`` naming ``path`` unless its SHA-256 is ``expected`` (or one of them);
+    ``record`` names where the digest was read, for the message."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p} is missing")
@@ -48,7 +51,8 @@ def verify_file(path: str | os.PathLike[str], expected: str | Iterable[str]) -> 
     if actual not in allowed:
         raise ValueError(
             f"{p} is corrupt: its SHA-256 {actual[:12]}... does not match the recorded "
-            f"{sorted(allowed)[0][:12]}... (damaged or changed after it was written)"
+            f"{sorted(allowed)[0][:12]}...{f' in {record}' if record else ''} (damaged or "
+            "changed after it was written)"
         )
 
 
@@ -169,7 +173,7 @@ def verify_recorded(path: str | os.PathLike[str]) -> bool:
     if not isinstance(data, dict) or not isinstance(data.get("sha256"), str):
         raise ValueError(f"{side} is corrupt: no 'sha256' digest in it")
     allowed = [data["sha256"]] + ([data["previous_sha256"]] if data.get("previous_sha256") else [])
-    verify_file(path, allowed)
+    verify_file(path, allowed, record=side.name)
     return True
 
 

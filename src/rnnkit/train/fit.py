@@ -129,7 +129,7 @@ def resolve_run_dir(experiment: Common, *, resume: str | None) -> Path:
     task = getattr(experiment, "task", "run")
     name = experiment.run.name or f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = Path(experiment.run.root) / name
-    if (path / "checkpoints").exists():
+    if any((path / "checkpoints").glob("*.ckpt")):  # killed before one: start it again
         raise ValueError(
             f"run directory {path} already holds checkpoints; pass --resume {path} to continue it "
             "or choose another --run.name"
