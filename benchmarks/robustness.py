@@ -364,14 +364,44 @@ RECIPES = {
 }
 
 
+def _dry_run(task: str, name: str, value: str, work: Path) -> tuple[str, str]:
+    """``rnnkit fit --dry-run`` with one field set to ``value``: (outcome, detail)."""
+    from rnnkit.cli import main
+
+    args = ["fit", *RECIPES[task], "--run.root", str(work), f"--{name}={value}", "--dry-run"]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    except SystemExit as stop:
+        code = int(stop.code or 0) if not isinstance(stop.code, str) else 2
+    except BaseException:  # the count of exactly these is the result
+        return "tracebacks", traceback.format_exc(limit=-3)[-800:]
+    text = err.getvalue().strip()
+    if code == 0:
+        return "accepted", ""
+    if text.startswith("rnnkit: error:") and "\n" not in text:
+        return "refused_one_line", text
+    return "refused_unclear", text[-500:]
+
+
+def _plain(fn: Any) -> Any:
+    """``fn`` as a function of ``value`` alone (Hypothesis refuses functions with defaults)."""
+
+    def run(value: str) -> None:
+        fn(value)
+
+    return run
+
+
 def config_fuzz(examples: int, work: Path) -> dict[str, Any]:
     from hypothesis import HealthCheck, given, settings
 
-    from rnnkit.cli import main
     from rnnkit.train.specs import EXPERIMENTS
 
     counts = {"accepted": 0, "refused_one_line": 0, "refused_unclear": 0, "tracebacks": 0}
     failures: list[dict[str, str]] = []
+    refusals: list[str] = []
     fields = 0
     for task, cls in EXPERIMENTS.items():
         for name, ftype in leaf_fields(cls):
@@ -379,52 +409,29 @@ def config_fuzz(examples: int, work: Path) -> dict[str, Any]:
                 continue
             fields += 1
 
-            @settings(
+            def check(value: str, task: str = task, name: str = name) -> None:
+                outcome, detail = _dry_run(task, name, value, work)
+                counts[outcome] += 1
+                if outcome in ("tracebacks", "refused_unclear"):
+                    failures.append({"task": task, "field": name, "value": value, "error": detail})
+                elif outcome == "refused_one_line" and len(refusals) < 400:
+                    refusals.append(detail)
+
+            settings(
                 max_examples=examples,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),
-            )
-            @given(value=_strategy(ftype))
-            def one(value: str, task: str = task, name: str = name) -> None:
-                args = [
-                    "fit",
-                    *RECIPES[task],
-                    "--run.root",
-                    str(work),
-                    f"--{name}={value}",
-                    "--dry-run",
-                ]
-                out, err = io.StringIO(), io.StringIO()
-                try:
-                    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                        code = main(args)
-                except SystemExit as stop:
-                    code = int(stop.code or 0)
-                except BaseException:  # the count of exactly these is the result
-                    counts["tracebacks"] += 1
-                    failures.append(
-                        {
-                            "task": task,
-                            "field": name,
-                            "value": value,
-                            "error": traceback.format_exc(limit=-3)[-800:],
-                        }
-                    )
-                    return
-                text = err.getvalue().strip()
-                if code == 0:
-                    counts["accepted"] += 1
-                elif text.startswith("rnnkit: error:") and "\n" not in text:
-                    counts["refused_one_line"] += 1
-                else:
-                    counts["refused_unclear"] += 1
-                    failures.append(
-                        {"task": task, "field": name, "value": value, "error": text[-500:]}
-                    )
-
-            one()
-    return {"fields": fields, "examples_per_field": examples, **counts, "failures": failures[:40]}
+            )(given(value=_strategy(ftype))(_plain(check)))()
+        print(f"fuzz {task}: {counts}", flush=True)
+    sample = random.Random(0).sample(refusals, min(25, len(refusals)))
+    return {
+        "fields": fields,
+        "examples_per_field": examples,
+        **counts,
+        "failures": failures[:40],
+        "refusal_sample": sample,
+    }
 
 
 # ---- 4. CLI start-up ----
