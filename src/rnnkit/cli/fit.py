@@ -65,7 +65,7 @@ def main(args: Sequence[str]) -> int:
 
     experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit fit")
     if dry_run:
-        from rnnkit.train.fit import dry_run as plan
+        from rnnkit.train.dry_run import dry_run as plan
 
         print(plan(experiment, resume=resume))
         return 0

@@ -24,7 +24,7 @@ from torch import nn
 
 from rnnkit.integrity import clean_orphans
 from rnnkit.train.config import Common, parse_duration
-from rnnkit.train.guard import DivergenceGuard, TrainingDiverged
+from rnnkit.train.guard import DivergenceGuard, stop_if_diverged
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
@@ -240,21 +240,6 @@ def make_trainer(
     strategy = t.strategy
     if strategy == "auto" and isinstance(devices, int) and devices > 1:
         strategy = "ddp"
-    try:
-        return _trainer(t, built, run_dir, cbs, val_every, devices, strategy)
-    except Exception as err:  # Lightning's own checks: one line, naming the trainer section
-        raise ValueError(f"trainer: {str(err).strip().splitlines()[0]}") from None
-
-
-def _trainer(
-    t: Any,
-    built: Built,
-    run_dir: Path,
-    cbs: list[Callback],
-    val_every: Any,
-    devices: Any,
-    strategy: str,
-) -> L.Trainer:
     return L.Trainer(
         default_root_dir=str(run_dir),
         max_steps=t.max_steps,
@@ -271,7 +256,7 @@ def _trainer(
         devices=devices,
         strategy=strategy,
         num_nodes=t.num_nodes,
-        precision=t.precision,
+        precision=t.precision,  # type: ignore[arg-type]
         deterministic=t.deterministic,
         enable_progress_bar=t.enable_progress_bar,
         enable_model_summary=False,
@@ -319,7 +304,7 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
-    trainer = make_trainer(experiment, built, run_dir, monitor=monitor, callbacks=callbacks)
+    trainer = _checked_trainer(experiment, built, run_dir, monitor=monitor, callbacks=callbacks)
     try:
         trainer.fit(
             built.module,
@@ -334,7 +319,7 @@ def fit(
             os.environ.pop(RUN_DIR_ENV, None)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; resume with --resume {run_dir}")
-    _stop_if_diverged(experiment, trainer, run_dir, start)
+    stop_if_diverged(experiment, trainer, run_dir, elapsed=time.perf_counter() - start)
     metrics: dict[str, float] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
@@ -359,77 +344,20 @@ def fit(
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 
+def _checked_trainer(*args: Any, **kwargs: Any) -> L.Trainer:
+    """`make_trainer`, with Lightning's own argument checks as one line naming the section."""
+    try:
+        return make_trainer(*args, **kwargs)
+    except (MisconfigurationException, ValueError) as err:
+        raise ValueError(f"trainer: {(str(err).strip().splitlines() or ['invalid'])[0]}") from None
+
+
 def _misconfigured(text: str, monitor: str) -> str:
     """Lightning's configuration error as one line naming our key."""
     found = re.search(r"returned metrics: (\[[^\]]*\])", text)
     if "monitor" in text and found:
         return f"run.monitor {monitor!r} is not a metric this task logs; it logs {found.group(1)}"
     return "trainer: " + (text.strip().splitlines() or ["misconfigured"])[0]
-
-
-def _stop_if_diverged(experiment: Any, trainer: L.Trainer, run_dir: Path, start: float) -> None:
-    """Raise `TrainingDiverged` when the guard stopped the run, after writing a summary that says
-    so; the best checkpoint stays only when its monitored score is finite."""
-    guard = next((c for c in trainer.callbacks if isinstance(c, DivergenceGuard)), None)  # type: ignore[attr-defined]
-    if guard is None or guard.diverged is None:
-        return
-    best = next((c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None)
-    score = getattr(best, "best_model_score", None)
-    best_path = getattr(best, "best_model_path", "") or None
-    if score is None or not math.isfinite(float(score)):
-        best_path = None
-    message = guard.explain(
-        lr=experiment.optim.lr, clip=experiment.trainer.gradient_clip_val, best=best_path
-    )
-    if trainer.is_global_zero:
-        summary = {
-            "task": experiment.task,
-            "run_dir": str(run_dir),
-            "status": "diverged",
-            "message": message,
-            "best_checkpoint": best_path,
-            "skipped_steps": guard.skipped_steps,
-            "steps": int(trainer.global_step),
-            "wall_time_s": round(time.perf_counter() - start, 2),
-            "seed": experiment.seed,
-            "versions": versions(),
-        }
-        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
-    raise TrainingDiverged(message)
-
-
-def dry_run(experiment: Any, *, resume: str | None = None) -> str:
-    """Check and build everything a run needs — data, model, trainer — without training or
-    writing; returns what would run, in a few lines."""
-    import tempfile
-
-    start = time.perf_counter()
-    run_dir = resolve_run_dir(experiment, resume=resume)
-    ckpt_path = resume_checkpoint(resume) if resume is not None else None
-    built = build(experiment)
-    if ckpt_path is not None:
-        _check_compatible(ckpt_path, built.module, experiment.task)
-    monitor = experiment.run.monitor or built.module.monitor_default
-    with tempfile.TemporaryDirectory() as scratch:
-        make_trainer(experiment, built, Path(scratch), monitor=monitor)
-    t = experiment.trainer
-    params = sum(p.numel() for p in built.module.model.parameters())
-    bounds = [
-        f"max_steps {t.max_steps}" if t.max_steps > 0 else "",
-        f"max_time {t.max_time}" if t.max_time else "",
-    ]
-    bounds += [f"max_epochs {t.max_epochs}" if t.max_epochs > 0 else ""]
-    return "\n".join(
-        [
-            f"dry run: {experiment.task}, {type(built.module.model).__name__} with {params:,} "
-            f"parameters ({experiment.model.cell})",
-            f"  data {getattr(experiment.data, 'source', '?')}: {built.train_batches} optimiser "
-            f"steps per epoch, batch size {experiment.data.batch_size}",
-            f"  stops at {', '.join(b for b in bounds if b)}; validates on {monitor}",
-            f"  would write {run_dir}" + (f", resuming {ckpt_path}" if ckpt_path else ""),
-            f"  checked and built in {time.perf_counter() - start:.1f} s; nothing trained",
-        ]
-    )
 
 
 def _finish(

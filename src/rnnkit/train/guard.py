@@ -19,14 +19,18 @@ norm (``on_before_optimizer_step``, before clipping):
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from rnnkit.train.run import atomic_write_text, versions
 
 
 class GradientWarning(UserWarning):
@@ -263,4 +267,41 @@ class DivergenceGuard(Callback):
         )
 
 
-__all__ = ["DivergenceGuard", "GradientWarning", "TrainingDiverged", "total_grad_norm"]
+def stop_if_diverged(experiment: Any, trainer: L.Trainer, run_dir: Path, *, elapsed: float) -> None:
+    """Raise `TrainingDiverged` when the guard stopped the run, after writing a summary that says
+    so; the best checkpoint stays only when its monitored score is finite."""
+    guard = next((c for c in trainer.callbacks if isinstance(c, DivergenceGuard)), None)  # type: ignore[attr-defined]
+    if guard is None or guard.diverged is None:
+        return
+    best = next((c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None)
+    score = getattr(best, "best_model_score", None)
+    best_path = getattr(best, "best_model_path", "") or None
+    if score is None or not math.isfinite(float(score)):
+        best_path = None
+    message = guard.explain(
+        lr=experiment.optim.lr, clip=experiment.trainer.gradient_clip_val, best=best_path
+    )
+    if trainer.is_global_zero:
+        summary = {
+            "task": experiment.task,
+            "run_dir": str(run_dir),
+            "status": "diverged",
+            "message": message,
+            "best_checkpoint": best_path,
+            "skipped_steps": guard.skipped_steps,
+            "steps": int(trainer.global_step),
+            "wall_time_s": round(elapsed, 2),
+            "seed": experiment.seed,
+            "versions": versions(),
+        }
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    raise TrainingDiverged(message)
+
+
+__all__ = [
+    "DivergenceGuard",
+    "GradientWarning",
+    "TrainingDiverged",
+    "stop_if_diverged",
+    "total_grad_norm",
+]
