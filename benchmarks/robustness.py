@@ -5,10 +5,11 @@ Run: ``PYTHONPATH=src .venv/bin/python benchmarks/robustness.py [--faults 50] [-
 ``benchmarks/results/robustness.json`` (so a section can be re-run alone) and prints a table.
 
 1. **Fault campaign**: a tiny recipe runs once uninterrupted; then N copies are each SIGKILLed —
-   half at a uniformly random moment of the reference wall time, half the moment a temporary
-   file of an atomic write appears (mid-write) — and resumed with ``--resume`` (or restarted when
-   no checkpoint existed yet). Counted: final weights bit-exact with the uninterrupted run, the
-   artifact byte-identical, failed resumes, orphan temporary files left after the resume.
+   a third at a random moment after the first checkpoint exists, a third the moment a temporary
+   file of an atomic write appears after that (mid-write), a third at a random moment from launch
+   (often before any checkpoint) — and resumed with ``--resume`` (or started again under the same
+   name when no checkpoint existed yet). Counted: final weights bit-exact with the uninterrupted
+   run, the artifact byte-identical, failed resumes, orphan temporary files left after the resume.
 2. **Corruption campaign**: random single-byte changes and truncations of a finished run's
    artifact files and checkpoints, each loaded the way ``rnnkit`` loads it (`load_run`,
    `load_checkpoint`); a sample also through the real command (``generate`` / ``fit --resume``).
@@ -126,18 +127,20 @@ def fault_campaign(n: int, work: Path, seed: int = 0) -> dict[str, Any]:
     for i in range(n):
         name = f"cut{i}"
         run = work / name
-        mode = "mid-write" if i % 2 else "random"
-        delay = rng.uniform(0.25, 1.0) * ref_s
+        mode = ("random", "mid-write", "from-start")[i % 3]
+        delay = rng.uniform(0.0, 0.5 if mode != "from-start" else 1.0) * ref_s
         proc = subprocess.Popen(
             _fit_cmd(work, name), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         start = time.perf_counter()
+        armed = None  # when the clock of the kill starts: at launch, or at the first checkpoint
         while proc.poll() is None:
-            elapsed = time.perf_counter() - start
-            if mode == "random" and elapsed >= delay:
-                break
-            if mode == "mid-write" and elapsed >= delay and _orphans(run):
-                break
+            now = time.perf_counter()
+            if armed is None and (mode == "from-start" or (run / "checkpoints/last.ckpt").exists()):
+                armed = now
+            if armed is not None and now - armed >= delay:
+                if mode != "mid-write" or _orphans(run):
+                    break
             time.sleep(0.002)
         finished_before_kill = proc.poll() is not None
         killed_at = time.perf_counter() - start
