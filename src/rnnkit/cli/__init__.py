@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,8 +51,29 @@ def usage() -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
+def _warning_line(
+    message: Warning | str, category: type[Warning], *args: object, **kwargs: object
+) -> str:
+    """Warnings as ``rnnkit: warning: ...`` lines, without the source line Python adds."""
+    return f"rnnkit: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rnnkit`` command."""
+    """Entry point of the ``rnnkit`` command.
+
+    Errors a user can act on are one line on stderr: a ``ValueError`` (bad input, config,
+    damaged file) exits 2; an error carrying an ``exit_code`` (a diverged run) exits with it.
+    """
+    import warnings
+
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        return _run(argv)
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from rnnkit.cli._common import fail
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -65,8 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(importlib.import_module(f"rnnkit.cli.{module_name}"), function)
     try:
         return int(run(rest))
+    except BrokenPipeError:  # `rnnkit fit --help | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, argparse.ArgumentError) as err:
         return fail(str(err))
+    except Exception as err:
+        code = getattr(err, "exit_code", None)
+        if code is None:
+            raise
+        fail(str(err))
+        return int(code)
 
 
 __all__ = ["COMMANDS", "main"]

@@ -29,6 +29,21 @@ def resolve_configs(args: Sequence[str]) -> list[str]:
     return out
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; a syntax error becomes one line naming the file, line and column."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        detail = f"{problem} ({context})" if context else problem
+        raise ValueError(f"{where}: YAML syntax error: {detail}") from None
+
+
 def peek_task(args: Sequence[str]) -> str:
     """The experiment's task from ``--task`` or the (last) ``--config`` file; default LM."""
     task = None
@@ -46,7 +61,7 @@ def peek_task(args: Sequence[str]) -> str:
             path = Path(value)
             if not path.is_file():
                 raise ValueError(f"config file {path} does not exist")
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = read_yaml(path) or {}
             if not isinstance(data, dict):
                 raise ValueError(f"config file {path} must hold a YAML mapping of sections")
             if "app" in data:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sys
+from collections import Counter
+from collections.abc import Container, Sequence
 from typing import Literal
 
 from rnnkit.cli._common import fail, run_parser
+
+
+def unknown_tokens(tokens: Sequence[str], known: Container[str], noun: str) -> str | None:
+    """``None`` when every token is known, else "N nouns not in ... (examples)"."""
+    unknown = Counter(t for t in tokens if t not in known)
+    if not unknown:
+        return None
+    shown = ", ".join(f"{t!r} x{n}" for t, n in unknown.most_common(5))
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    return f"{sum(unknown.values())} {noun} not in the model's vocabulary ({shown}{more})"
 
 
 def generate(args: Sequence[str]) -> int:
@@ -22,10 +34,36 @@ def generate(args: Sequence[str]) -> int:
     parser.add_argument("--top_k", type=int | None, default=None)
     parser.add_argument("--top_p", type=float | None, default=None)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same text)")
+    parser.add_argument(
+        "--allow_unknown",
+        type=bool,
+        default=False,
+        help="generate even when prompt characters are outside the vocabulary (they become <unk>)",
+    )
     ns = parser.parse_args(list(args))
     loaded = load_run(ns.run)
     if not isinstance(loaded.model, LanguageModel) or loaded.vocab is None:
         return fail(f"{ns.run} holds a {loaded.task} model; generate needs a language model run")
+    data = loaded.experiment.data
+    level = getattr(data, "level", "char")
+    if level == "char":
+        # A character model never sees <unk> in training (every training character is in the
+        # vocabulary), so its <unk> embedding is untrained: refuse unless asked.
+        text = ns.prompt.lower() if getattr(data, "lower", False) else ns.prompt
+        report = unknown_tokens(list(text), loaded.vocab, "characters")
+        if report and not ns.allow_unknown:
+            return fail(
+                f"--prompt: {report}; they would enter as <unk>, which this "
+                "character model never saw in training. Replace them, or pass "
+                "--allow_unknown true"
+            )
+    else:  # words below min_freq trained <unk>: rare words are expected, say how many
+        from rnnkit.data import word_tokenize
+
+        words = word_tokenize(ns.prompt, lower=data.lower)
+        report = unknown_tokens(words, loaded.vocab, "words")
+    if report:
+        print(f"rnnkit: warning: --prompt: {report}; they enter as <unk>", file=sys.stderr)
     text = sample_text(
         loaded.model,
         loaded.vocab,
@@ -36,6 +74,7 @@ def generate(args: Sequence[str]) -> int:
         top_p=ns.top_p,
         strategy=ns.strategy,
         seed=ns.seed,
+        level=level,
     )
     print(ns.prompt + text)
     return 0

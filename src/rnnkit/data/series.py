@@ -366,6 +366,26 @@ class ForecastData:
         )
 
 
+def check_columns(frame: pd.DataFrame, columns: Sequence[str], *, source: str) -> None:
+    """``ValueError`` naming a column ``frame`` lacks (with its header), or the row and column of
+    the first infinite value of a numeric column: an ``inf`` would scale every window to NaN."""
+    header = [str(c) for c in frame.columns]
+    for col in columns:
+        if col not in frame.columns:
+            raise ValueError(f"{source}: no such column {col!r}; the frame has {header}")
+    for col in columns:
+        values = frame[col]
+        if not pd.api.types.is_numeric_dtype(values):
+            continue
+        bad = np.flatnonzero(np.isinf(values.to_numpy(dtype=np.float64)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"{source} row {i} (index {frame.index[i]}), column {col!r}: value "
+                f"{values.iloc[i]} is infinite ({bad.size} such rows)"
+            )
+
+
 def prepare_forecasting(
     frame: pd.DataFrame,
     *,
@@ -393,6 +413,7 @@ def prepare_forecasting(
     """
     source = str(frame.attrs.get("source", "series"))
     scaled = [*targets, *numeric]
+    check_columns(frame, [*scaled, *categorical], source=source)
     missing_counts = missing_report(frame[scaled + list(categorical)])
     tr, va, te = time_split(len(frame), val_size=val_size, test_size=test_size)
     imputer = Imputer(missing, columns=scaled).fit(frame.iloc[tr])

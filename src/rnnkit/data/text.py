@@ -183,13 +183,14 @@ def iter_text_chunks(path: StrPath, *, chunk_bytes: int = 1 << 22) -> Iterator[s
     """Stream a UTF-8 file as strings of about ``chunk_bytes`` bytes, never holding the whole file.
 
     Raises `ValueError` for a missing or empty file, and for invalid UTF-8 with its line and column.
+    A UTF-8 byte-order mark at the start (Excel's "CSV UTF-8") is dropped, not read as text.
     """
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such file")
     if p.stat().st_size == 0:
         raise ValueError(f"{p}: file is empty")
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()  # drops a leading byte-order mark
     line, col = 1, 1
     with p.open("rb") as f:
         while True:

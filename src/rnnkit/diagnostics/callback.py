@@ -1,9 +1,11 @@
 """``GradientDiagnostics``: a Lightning callback that watches gradient flow while a model trains.
 
-Every optimiser step it checks the total gradient norm:
+It is the run's divergence guard (`rnnkit.train.guard.DivergenceGuard`) plus recording. Every
+optimiser step the guard checks the loss and the total gradient norm:
 
 - non-finite (NaN/Inf): warns and **skips the update** — every gradient is set to None before the
-  optimiser runs, so the weights (and Adam's moments) stay as they were;
+  optimiser runs, so the weights (and Adam's moments) stay as they were; ``patience`` in a row
+  stop the run;
 - a jump above ``jump_factor`` × the median of the last ``history`` norms: warns, and skips the
   update when ``skip_on_jump`` (jumped norms still enter the history, so a lasting change of scale
   is accepted after a few steps).
@@ -26,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -35,7 +36,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from rnnkit.diagnostics._record import CellTrace, record_steps
 from rnnkit.diagnostics.flow import (
@@ -46,15 +46,13 @@ from rnnkit.diagnostics.flow import (
     signal_reach,
     summarize_traces,
 )
+from rnnkit.integrity import atomic_write_bytes, tmp_path
+from rnnkit.train.guard import DivergenceGuard, GradientWarning
 
 FILES = ("diagnostics.json", "gradient_flow.npz")
 
 
-class GradientWarning(UserWarning):
-    """Exploding, non-finite or vanishing gradients, in plain words."""
-
-
-class GradientDiagnostics(Callback):
+class GradientDiagnostics(DivergenceGuard):
     """Record gradient flow every ``every_n_steps`` steps; guard every step against explosions.
 
     **Arguments (keyword-only):**
@@ -63,6 +61,7 @@ class GradientDiagnostics(Callback):
     - ``jump_factor``, ``history``, ``warmup``: a norm above ``jump_factor`` × the median of the
       last ``history`` finite norms, once ``warmup`` norms are known, is a jump.
     - ``skip_nonfinite`` / ``skip_on_jump``: skip the update on a NaN/Inf norm / on a jump.
+    - ``patience``, ``monitor``: when the guard stops the run (see `DivergenceGuard`).
     - ``vanish_threshold``, ``vanish_within``: the vanishing-gradient test of `FlowReport`.
     - ``jacobian``, ``jacobian_steps``, ``jacobian_samples``: the Jacobian spectrum per record.
     """
@@ -84,30 +83,31 @@ class GradientDiagnostics(Callback):
         jacobian_samples: int = 2,
         bins: int = 20,
         verbose: bool = True,
+        patience: int = 5,
+        monitor: str | None = None,
     ) -> None:
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
-        if jump_factor <= 1.0:
-            raise ValueError(f"jump_factor must be > 1, got {jump_factor}")
+        super().__init__(
+            patience=patience,
+            monitor=monitor,
+            jump_factor=jump_factor,
+            history=history,
+            warmup=warmup,
+            skip_nonfinite=skip_nonfinite,
+            skip_on_jump=skip_on_jump,
+            verbose=verbose,
+        )
         self.every_n_steps = every_n_steps
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.jump_factor = jump_factor
-        self.history = history
-        self.warmup = warmup
-        self.skip_nonfinite = skip_nonfinite
-        self.skip_on_jump = skip_on_jump
         self.vanish_threshold = vanish_threshold
         self.vanish_within = vanish_within
         self.jacobian = jacobian
         self.jacobian_steps = jacobian_steps
         self.jacobian_samples = jacobian_samples
         self.bins = bins
-        self.verbose = verbose
-        self.norms: list[tuple[int, float]] = []  # (step, total norm) every step
-        self.events: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
         self.reports: list[tuple[int, FlowReport]] = []
-        self.skipped_steps: list[int] = []
         self._recorder: AbstractContextManager[list[CellTrace]] | None = None
         self._traces: list[CellTrace] = []
         self._vanish_warned: set[str] = set()
@@ -116,6 +116,7 @@ class GradientDiagnostics(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
         if trainer.global_step % self.every_n_steps == 0 and self._recorder is None:
             self._recorder = record_steps(pl_module, retain_grad=True)
             self._traces = self._recorder.__enter__()
@@ -128,45 +129,7 @@ class GradientDiagnostics(Callback):
         per, groups, total = grad_norms(named)
         report = self._finish_record(pl_module, per, groups, total)
         finite = math.isfinite(total)
-        skip = False
-        if not finite:
-            skip = self.skip_nonfinite
-            self._event(
-                step,
-                "nonfinite",
-                f"step {step}: the gradient norm is {total} (NaN or Inf) — "
-                + (
-                    "this update was skipped, the weights are unchanged."
-                    if skip
-                    else "the update went ahead (skip_nonfinite=False)."
-                )
-                + " Lower the learning rate, clip gradients, or check the data for NaN/Inf.",
-                skipped=skip,
-                norm=total,
-            )
-        else:
-            recent = [n for _, n in self.norms[-self.history :] if math.isfinite(n)]
-            if len(recent) >= self.warmup:
-                median = float(np.median(recent))
-                if median > 0 and total > self.jump_factor * median:
-                    skip = self.skip_on_jump
-                    self._event(
-                        step,
-                        "jump",
-                        f"step {step}: exploding gradient — the norm {total:.3g} is "
-                        f"{total / median:.0f}x the recent median {median:.3g}; "
-                        + ("this update was skipped. " if skip else "")
-                        + "Gradient clipping (trainer.gradient_clip_val) or a lower learning "
-                        "rate usually stops this.",
-                        skipped=skip,
-                        norm=total,
-                    )
-        self.norms.append((step, total))
-        if skip:
-            self.skipped_steps.append(step)
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    p.grad = None
+        skip = self.guard_step(trainer, optimizer, total)
         pl_module.log("grad_norm", total if finite else -1.0, on_step=True, on_epoch=False)
         pl_module.log("grad_update_skipped", float(skip), on_step=True, on_epoch=False)
         if report is not None:
@@ -226,11 +189,6 @@ class GradientDiagnostics(Callback):
             loss = float(metric)
         return FlowReport(loss, norms, per, groups, total, sat, hist, jac)
 
-    def _event(self, step: int, kind: str, message: str, **extra: Any) -> None:
-        self.events.append({"step": step, "kind": kind, "message": message, **extra})
-        if self.verbose:
-            warnings.warn(message, GradientWarning, stacklevel=2)
-
     def _store(self, step: int, report: FlowReport, trainer: L.Trainer) -> None:
         self.reports.append((step, report))
         summary = report.summary()
@@ -273,11 +231,11 @@ class GradientDiagnostics(Callback):
             "skipped_steps": self.skipped_steps,
             "grad_norms": [[s, n if math.isfinite(n) else None] for s, n in self.norms],
         }
-        _atomic(out / "diagnostics.json", json.dumps(_jsonable(data), indent=1).encode())
+        atomic_write_bytes(out / "diagnostics.json", json.dumps(_jsonable(data), indent=1).encode())
         arrays = reports_to_arrays(self.reports)
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".npz")
-        os.close(fd)
-        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+        tmp = tmp_path(out / "gradient_flow.npz")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, out / "gradient_flow.npz")
 
 
@@ -330,13 +288,6 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, np.integer):
         return int(x)
     return x
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 __all__ = ["FILES", "GradientDiagnostics", "GradientWarning", "first_last_ratio", "signal_reach"]

@@ -8,8 +8,55 @@ see `rnnkit.train.specs`.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
+
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_PART = re.compile(r"(\d+(?:\.\d*)?)\s*(d|days?|h|hours?|hrs?|m|mins?|minutes?|s|secs?|seconds?)")
+DURATION_FORMATS = (
+    "'90s', '3m', '1h30m', '2 hours', '00:03:00' (HH:MM:SS) or '00:00:03:00' (DD:HH:MM:SS)"
+)
+
+
+def parse_duration(text: str, *, key: str = "trainer.max_time") -> timedelta:
+    """A wall-clock budget from the formats people write: ``90s``, ``3m``, ``1h30m``, ``2 hours``,
+    ``00:03:00`` (HH:MM:SS), ``00:00:03:00`` (Lightning's DD:HH:MM:SS); ``ValueError`` otherwise."""
+    raw = str(text).strip().lower()
+    seconds: float | None = None
+    if re.fullmatch(r"\d+(:\d+){1,3}", raw):
+        parts = [int(p) for p in raw.split(":")]
+        seconds = 0
+        for value, unit in zip(reversed(parts), (1, 60, 3600, 86400), strict=False):
+            seconds += value * unit
+    elif raw and re.fullmatch(rf"(?:{_PART.pattern}\s*)+", raw):
+        seconds = sum(float(n) * _UNITS[u[0]] for n, u in _PART.findall(raw))
+    if seconds is None or not math.isfinite(seconds) or seconds > 366 * 86400:
+        raise ValueError(f"{key} {text!r} is not a duration; write e.g. {DURATION_FORMATS}")
+    if seconds <= 0:
+        raise ValueError(f"{key} must be longer than 0 s, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def _need(ok: bool, key: str, rule: str, value: object) -> None:
+    """``ValueError("KEY must be RULE, got VALUE")`` unless ``ok``: one line naming the key."""
+    if not ok:
+        raise ValueError(f"{key} must be {rule}, got {value!r}")
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _fraction(x: int | float, *, unit: bool = True) -> bool:
+    """An int >= 0 (a count) or a float in [0, 1] (a share), as Lightning's limit/interval args."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, int):
+        return x >= 0
+    return _finite(x) and 0.0 <= x <= (1.0 if unit else math.inf)
 
 
 @dataclass
@@ -25,10 +72,25 @@ class OptimConfig:
     eps: float = 1e-8  # Adam/AdamW/RMSprop denominator floor
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        _need(_finite(self.lr) and self.lr > 0, "optim.lr", "a finite number > 0", self.lr)
+        _need(
+            _finite(self.weight_decay) and self.weight_decay >= 0,
+            "optim.weight_decay",
+            "a finite number >= 0",
+            self.weight_decay,
+        )
+        _need(
+            len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas),
+            "optim.betas",
+            "two numbers in [0, 1)",
+            self.betas,
+        )
+        _need(
+            _finite(self.momentum) and self.momentum >= 0, "optim.momentum", ">= 0", self.momentum
+        )
+        _need(_finite(self.eps) and self.eps > 0, "optim.eps", "a finite number > 0", self.eps)
+        if self.nesterov and self.name == "sgd" and self.momentum <= 0:
+            raise ValueError("optim.nesterov needs optim.momentum > 0 (SGD)")
 
 
 @dataclass
@@ -43,6 +105,27 @@ class SchedulerConfig:
     patience: int = 2  # plateau: validations without improvement before decaying
     pct_start: float = 0.3  # onecycle: fraction of steps spent increasing lr
 
+    def __post_init__(self) -> None:
+        k = "scheduler."
+        _need(self.warmup_steps >= 0, k + "warmup_steps", ">= 0", self.warmup_steps)
+        _need(
+            _finite(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1,
+            k + "min_lr_ratio",
+            "in [0, 1]",
+            self.min_lr_ratio,
+        )
+        _need(self.step_size >= 1, k + "step_size", ">= 1", self.step_size)
+        _need(
+            _finite(self.gamma) and self.gamma > 0, k + "gamma", "a finite number > 0", self.gamma
+        )
+        _need(self.patience >= 0, k + "patience", ">= 0", self.patience)
+        _need(
+            _finite(self.pct_start) and 0 < self.pct_start < 1,
+            k + "pct_start",
+            "in (0, 1)",
+            self.pct_start,
+        )
+
 
 @dataclass
 class EarlyStoppingConfig:
@@ -52,6 +135,15 @@ class EarlyStoppingConfig:
     patience: int = 5  # validations without improvement
     min_delta: float = 0.0  # smallest change that counts as improvement
 
+    def __post_init__(self) -> None:
+        _need(self.patience >= 0, "early_stopping.patience", ">= 0", self.patience)
+        _need(
+            _finite(self.min_delta) and self.min_delta >= 0,
+            "early_stopping.min_delta",
+            "a finite number >= 0",
+            self.min_delta,
+        )
+
 
 @dataclass
 class TrainerConfig:
@@ -59,7 +151,7 @@ class TrainerConfig:
 
     max_steps: int = 2000  # optimiser steps (-1: run max_epochs)
     max_epochs: int = -1  # epochs (-1: unlimited, bounded by max_steps / max_time)
-    max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS", e.g. "00:00:03:00"
+    max_time: str | None = None  # wall-clock budget: "90s", "3m", "1h30m", "00:03:00"
     gradient_clip_val: float = 1.0  # clip the global gradient norm to this (0: off)
     val_check_interval: int | float = 1.0  # validate every N steps (int) or fraction of an epoch
     limit_val_batches: int | float = 1.0  # validation batches per check (int) or fraction
@@ -75,6 +167,90 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 0  # also write last.ckpt every N steps (0: at validation only)
     num_threads: int = 0  # torch intra-op threads (0: torch's default)
     diagnostics_every: int = 0  # gradient flow etc. every N steps into RUN/diagnostics (0: off)
+    # Non-finite loss/gradient steps are always skipped; this many in a row stop the run.
+    nonfinite_patience: int = 5
+
+    def __post_init__(self) -> None:
+        k = "trainer."
+        _need(
+            self.max_steps == -1 or self.max_steps >= 1,
+            k + "max_steps",
+            ">= 1 (or -1: bounded by max_epochs / max_time)",
+            self.max_steps,
+        )
+        _need(
+            self.max_epochs == -1 or self.max_epochs >= 1,
+            k + "max_epochs",
+            ">= 1 (or -1: unlimited)",
+            self.max_epochs,
+        )
+        if self.max_time is not None:
+            parse_duration(self.max_time, key=k + "max_time")
+        if self.max_steps == -1 and self.max_epochs == -1 and self.max_time is None:
+            raise ValueError(
+                "trainer.max_steps, trainer.max_epochs and trainer.max_time are all unbounded; "
+                "set at least one so the run ends"
+            )
+        _need(
+            _finite(self.gradient_clip_val) and self.gradient_clip_val >= 0,
+            k + "gradient_clip_val",
+            "a finite number >= 0 (0: off)",
+            self.gradient_clip_val,
+        )
+        _need(
+            _fraction(self.val_check_interval) and self.val_check_interval != 0,
+            k + "val_check_interval",
+            "an int >= 1 (steps) or a float in (0, 1] (of an epoch)",
+            self.val_check_interval,
+        )
+        for name in ("limit_val_batches", "limit_test_batches"):
+            _need(
+                _fraction(getattr(self, name)),
+                k + name,
+                "an int >= 0 (batches) or a float in [0, 1]",
+                getattr(self, name),
+            )
+        _need(self.log_every_n_steps >= 1, k + "log_every_n_steps", ">= 1", self.log_every_n_steps)
+        _need(
+            self.accelerator in ("auto", "cpu", "gpu", "cuda", "mps"),
+            k + "accelerator",
+            "one of auto, cpu, gpu, cuda, mps",
+            self.accelerator,
+        )
+        devices_ok = (
+            self.devices >= 1
+            if isinstance(self.devices, int)
+            else self.devices == "auto" or bool(re.fullmatch(r"\d+(,\d+)*,?", self.devices))
+        )
+        _need(devices_ok, k + "devices", "an int >= 1, 'auto' or a list like '0,1'", self.devices)
+        _need(
+            self.strategy in ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"),
+            k + "strategy",
+            "one of auto, ddp, ddp_spawn",
+            self.strategy,
+        )
+        _need(self.num_nodes >= 1, k + "num_nodes", ">= 1", self.num_nodes)
+        precisions = (
+            "32-true",
+            "32",
+            "64-true",
+            "64",
+            "bf16-mixed",
+            "bf16-true",
+            "16-mixed",
+            "16-true",
+        )
+        _need(
+            self.precision in precisions,
+            k + "precision",
+            "one of " + ", ".join(precisions),
+            self.precision,
+        )
+        for name in ("checkpoint_every_n_steps", "num_threads", "diagnostics_every"):
+            _need(getattr(self, name) >= 0, k + name, ">= 0 (0: off)", getattr(self, name))
+        _need(
+            self.nonfinite_patience >= 1, k + "nonfinite_patience", ">= 1", self.nonfinite_patience
+        )
 
 
 @dataclass
@@ -95,6 +271,7 @@ class TBPTTConfig:
     def __post_init__(self) -> None:
         if self.k1 < 1:
             raise ValueError(f"tbptt.k1 must be >= 1, got {self.k1}")
+        _need(self.reset_every >= 0, "tbptt.reset_every", ">= 0 (0: never)", self.reset_every)
         if self.k2 is not None and self.k2 < self.k1:
             raise ValueError(f"tbptt.k2 must be >= tbptt.k1 ({self.k1}), got {self.k2}")
 
@@ -172,6 +349,15 @@ class TextDataConfig:
                 raise ValueError(f"data.{name} must be >= 1 or null, got {value}")
         if self.min_freq < 1:
             raise ValueError(f"data.min_freq must be >= 1, got {self.min_freq}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _need(_finite(value) and 0 < value < 1, f"data.{name}", "in (0, 1)", value)
+        _need(
+            self.val_fraction + self.test_fraction < 1,
+            "data.val_fraction + data.test_fraction",
+            "< 1",
+            self.val_fraction + self.test_fraction,
+        )
         if self.batch_size < 1 or self.val_batch_size < 1:
             raise ValueError(
                 f"data.batch_size and data.val_batch_size must be >= 1, got {self.batch_size}, "
@@ -192,6 +378,17 @@ class SequenceDataConfig:
     val_fraction: float | None = None  # registry sets: held-out share (None: the set's own split)
     bucket_by_length: bool = False  # training batches of similar length (less padding)
     word_dropout: float = 0.0  # token inputs, training only: each token becomes <unk> with this p
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "num_samples", "seq_len", "horizon"):
+            _need(getattr(self, name) >= 1, f"data.{name}", ">= 1", getattr(self, name))
+        if self.val_fraction is not None:
+            _need(
+                _finite(self.val_fraction) and 0 < self.val_fraction < 1,
+                "data.val_fraction",
+                "in (0, 1) or null",
+                self.val_fraction,
+            )
 
 
 @dataclass

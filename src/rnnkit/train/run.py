@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,31 +27,51 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from rnnkit.integrity import (
+    atomic_write_bytes,
+    read_json,
+    record_digest,
+    seal_meta,
+    sha256_file,
+    sidecar,
+    tmp_path,
+    verify_artifact,
+    verify_recorded,
+)
+
 ARTIFACT_FORMAT = "rnnkit.artifact/1"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file beside it, then ``os.replace``s it into place.
 
-    A kill mid-write leaves the previous checkpoint intact. Loading is ``weights_only=True``: a
-    checkpoint holds tensors and plain data only, never pickled code.
+    A kill mid-write leaves the previous checkpoint intact (and a ``.tmp`` orphan that the next
+    start of the run removes). The file's SHA-256 goes to its sidecar ``X.ckpt.sha256.json``
+    (`rnnkit.integrity`), checked at load. Weights holding NaN/Inf are refused, never written.
+    Loading is ``weights_only=True``: a checkpoint holds tensors and plain data only.
     """
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         path = Path(path)
+        refuse_nonfinite(checkpoint.get("state_dict", {}), path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = tmp_path(path)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+            record_digest(path, sha256_file(tmp))
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
+
+    def remove_checkpoint(self, path: Any) -> None:
+        super().remove_checkpoint(path)
+        sidecar(path).unlink(missing_ok=True)
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
@@ -64,20 +84,42 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") 
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"checkpoint {p} does not exist")
+    verify_recorded(p)
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise ValueError(f"checkpoint {p} is not a readable rnnkit checkpoint: {err}") from None
+        raise ValueError(
+            f"checkpoint {p} is not a readable rnnkit checkpoint: {_reason(err)}"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"checkpoint {p} holds no 'state_dict'; it was not written by rnnkit fit")
     return ckpt
 
 
+def _reason(err: BaseException) -> str:
+    """The first line of a loader's error. torch's unpickling errors go on to suggest
+    ``weights_only=False``, which would run whatever code the file holds: never show that."""
+    text = str(err).strip()
+    if "weights_only" in text or "Unpickler" in text or "unpickl" in text.lower():
+        return "it is damaged, or holds objects other than tensors and plain data"
+    if isinstance(err, OSError) or "zip archive" in text or "central directory" in text:
+        return "it is truncated or damaged"
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def refuse_nonfinite(state: Mapping[str, Any], path: Path) -> None:
+    """``ValueError`` naming the first NaN/Inf tensor of ``state``: no NaN is ever saved."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(
+                    f"refusing to write {path}: weight {name!r} holds NaN or Inf (the run diverged)"
+                )
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_artifact(
@@ -89,11 +131,18 @@ def save_artifact(
     extra_json: dict[str, Any] | None = None,
     files: dict[str, str] | None = None,
 ) -> None:
-    """Write ``model.safetensors`` + ``model.json`` (+ extra JSON files) into ``directory``."""
+    """Write ``model.safetensors`` + extra JSON files + ``model.json`` (with every file's SHA-256,
+    written last) into ``directory``; weights holding NaN/Inf are refused."""
+    refuse_nonfinite(model.state_dict(), directory / "model.safetensors")
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / ".model.safetensors.tmp"
-    save_model(model, str(tmp))  # handles tied weights (one tensor saved once)
-    os.replace(tmp, directory / "model.safetensors")
+    tmp = tmp_path(directory / "model.safetensors")
+    try:
+        save_model(model, str(tmp))  # handles tied weights (one tensor saved once)
+        os.replace(tmp, directory / "model.safetensors")
+    finally:
+        tmp.unlink(missing_ok=True)
+    for name, text in (files or {}).items():
+        atomic_write_text(directory / name, text)
     meta = {
         "format": ARTIFACT_FORMAT,
         "task": task,
@@ -101,9 +150,8 @@ def save_artifact(
         "model_config": asdict(model_config),
         **(extra_json or {}),
     }
+    meta = seal_meta(meta, directory, ["model.safetensors", *(files or {})])
     atomic_write_text(directory / "model.json", json.dumps(meta, indent=2))
-    for name, text in (files or {}).items():
-        atomic_write_text(directory / name, text)
 
 
 def read_artifact_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -115,9 +163,11 @@ def read_artifact_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(
             f"{root} is not an rnnkit run directory: {path} is missing (was the run finished?)"
         )
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    if meta.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r} is not {ARTIFACT_FORMAT!r}")
+    meta = read_json(path)
+    if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path}: format {found!r} is not {ARTIFACT_FORMAT!r}")
+    verify_artifact(folder, meta)
     meta["_folder"] = str(folder)
     return meta
 
@@ -130,7 +180,9 @@ def load_weights(model: nn.Module, folder: str | os.PathLike[str]) -> None:
     try:
         load_model(model, str(path))
     except RuntimeError as err:
-        raise ValueError(f"{path} does not fit the model in model.json: {err}") from None
+        raise ValueError(f"{path} does not fit the model in model.json: {_reason(err)}") from None
+    except Exception as err:  # safetensors' own errors: a damaged header or data
+        raise ValueError(f"{path} is not a readable safetensors file: {_reason(err)}") from None
 
 
 def plot_loss_curve(metrics_csv: Path, out_png: Path, *, title: str) -> bool:

@@ -7,6 +7,7 @@ against its model config so the two cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -15,9 +16,28 @@ from rnnkit.train.config import Common, SequenceDataConfig, TBPTTConfig, TextDat
 
 Cell = CellName
 
+_SIZES = ("embedding_dim", "hidden_size", "num_layers")
+_SHARES = {"dropout": "in [0, 1)", "teacher_forcing": "in [0, 1]"}
+
+
+class _Checked:
+    """The model configs' own rules, checked when the recipe is parsed (before torch loads), with
+    the recipe's key (``model.hidden_size``) in the message."""
+
+    def __post_init__(self) -> None:
+        for name in _SIZES:
+            value = getattr(self, name, 1)
+            if value < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {value}")
+        for name, rule in _SHARES.items():
+            value = getattr(self, name, 0.0)
+            top_ok = value <= 1.0 if name == "teacher_forcing" else value < 1.0
+            if not (math.isfinite(value) and 0.0 <= value and top_ok):
+                raise ValueError(f"model.{name} must be {rule}, got {value}")
+
 
 @dataclass
-class LanguageModelSpec:
+class LanguageModelSpec(_Checked):
     """`rnnkit.models.LanguageModelConfig` without ``vocab_size``."""
 
     embedding_dim: int = 64  # E, embedding width
@@ -29,7 +49,7 @@ class LanguageModelSpec:
 
 
 @dataclass
-class ClassifierSpec:
+class ClassifierSpec(_Checked):
     """`rnnkit.models.SequenceClassifierConfig` minus ``num_outputs``, ``input_size``, vocab."""
 
     embedding_dim: int = 32  # embedding width (token input only)
@@ -43,7 +63,7 @@ class ClassifierSpec:
 
 
 @dataclass
-class TaggerSpec:
+class TaggerSpec(_Checked):
     """`rnnkit.models.SequenceTaggerConfig` without ``num_tags``/``input_size``/``vocab_size``."""
 
     embedding_dim: int = 32  # embedding width (token input only)
@@ -55,7 +75,7 @@ class TaggerSpec:
 
 
 @dataclass
-class ForecasterSpec:
+class ForecasterSpec(_Checked):
     """`rnnkit.models.ForecasterConfig` without ``target_size``/``covariate_size``/``horizon``."""
 
     strategy: Literal["direct", "autoregressive"] = "direct"  # one-shot head or roll-out
@@ -67,7 +87,7 @@ class ForecasterSpec:
 
 
 @dataclass
-class Seq2SeqSpec:
+class Seq2SeqSpec(_Checked):
     """`rnnkit.models.Seq2SeqConfig` without vocabulary sizes and special ids."""
 
     embedding_dim: int = 64  # source and target embedding width

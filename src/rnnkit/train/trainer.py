@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,12 +23,16 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
+from rnnkit.integrity import clean_orphans
 from rnnkit.train.artifact import load_run
-from rnnkit.train.config import Common, monitor_mode
+from rnnkit.train.config import Common, monitor_mode, parse_duration
+from rnnkit.train.guard import DivergenceGuard, stop_if_diverged
+from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
     RunResult,
@@ -103,16 +108,21 @@ _NOISE = (
     ".*overridden `transfer_batch_to_device`.*",  # ours moves the Batch dataclass on purpose
     ".*LeafSpec.*",
     ".*Experiment logs directory .* exists and is not empty.*",  # config.yaml is written first
+    ".*Checkpoint directory .* exists and is not empty.*",  # a resumed run's own checkpoints
     ".*does not have many workers.*",  # the data is in memory; workers would only copy it
     ".*was configured so 100% of the batches.*",
 )
 
 
 def _quiet() -> None:
+    """No tips, advertisements or accelerator inventories: Lightning's info lines are dropped (our
+    progress line and summary say what matters); its warnings still show."""
     for pattern in _NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(name).addFilter(_DropTip())
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _setup(experiment: Common) -> None:
@@ -147,7 +157,7 @@ def resolve_run_dir(experiment: Common, *, resume: str | None) -> Path:
     task = getattr(experiment, "task", "run")
     name = experiment.run.name or f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = Path(experiment.run.root) / name
-    if (path / "checkpoints").exists():
+    if any((path / "checkpoints").glob("*.ckpt")):  # killed before one: start it again
         raise ValueError(
             f"run directory {path} already holds checkpoints; pass --resume {path} to continue it "
             "or choose another --run.name"
@@ -240,12 +250,21 @@ def make_trainer(
                 strict=False,
             )
         )
-    if t.diagnostics_every > 0:
+    if t.diagnostics_every > 0:  # the diagnostics are the guard plus recording
         from rnnkit.diagnostics import GradientDiagnostics
 
         cbs.append(
-            GradientDiagnostics(every_n_steps=t.diagnostics_every, out_dir=run_dir / "diagnostics")
+            GradientDiagnostics(
+                every_n_steps=t.diagnostics_every,
+                out_dir=run_dir / "diagnostics",
+                patience=t.nonfinite_patience,
+                monitor=monitor,
+            )
         )
+    else:
+        cbs.append(DivergenceGuard(patience=t.nonfinite_patience, monitor=monitor))
+    if t.enable_progress_bar:
+        cbs.append(StepProgress())
     cbs += list(callbacks)
     val_every = t.val_check_interval
     if isinstance(val_every, int) and val_every > built.train_batches:
@@ -258,7 +277,7 @@ def make_trainer(
         default_root_dir=str(run_dir),
         max_steps=t.max_steps,
         max_epochs=t.max_epochs,
-        max_time=t.max_time,
+        max_time=parse_duration(t.max_time) if t.max_time else None,
         gradient_clip_val=t.gradient_clip_val or None,
         gradient_clip_algorithm="norm",
         val_check_interval=val_every,
@@ -310,6 +329,9 @@ def fit(
     """
     start = time.perf_counter()
     run_dir = resolve_run_dir(experiment, resume=resume)
+    if _is_rank_zero():
+        for orphan in clean_orphans(run_dir):
+            print(f"removed {orphan}, left by an interrupted write")
     ckpt_path = resume_checkpoint(resume) if resume is not None else None
     built = built or build(experiment, data=data)
     if ckpt_path is not None:
@@ -323,7 +345,7 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
-    trainer = make_trainer(
+    trainer = _checked_trainer(
         experiment, built, run_dir, monitor=monitor, mode=mode, callbacks=callbacks
     )
     try:
@@ -333,11 +355,14 @@ def fit(
             ckpt_path=str(ckpt_path) if ckpt_path else None,
             weights_only=True,
         )
+    except MisconfigurationException as err:  # e.g. a run.monitor the task never logs
+        raise ValueError(_misconfigured(str(err), monitor)) from None
     finally:
         if rank_zero:
             os.environ.pop(RUN_DIR_ENV, None)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; resume with --resume {run_dir}")
+    stop_if_diverged(experiment, trainer, run_dir, elapsed=time.perf_counter() - start)
     metrics: dict[str, float] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
@@ -375,6 +400,22 @@ def _test_best(trainer: L.Trainer, built: Built, best_path: Path) -> dict[str, f
         weights_only=True,
     )
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def _checked_trainer(*args: Any, **kwargs: Any) -> L.Trainer:
+    """`make_trainer`, with Lightning's own argument checks as one line naming the section."""
+    try:
+        return make_trainer(*args, **kwargs)
+    except (MisconfigurationException, ValueError) as err:
+        raise ValueError(f"trainer: {(str(err).strip().splitlines() or ['invalid'])[0]}") from None
+
+
+def _misconfigured(text: str, monitor: str) -> str:
+    """Lightning's configuration error as one line naming our key."""
+    found = re.search(r"returned metrics: (\[[^\]]*\])", text)
+    if "monitor" in text and found:
+        return f"run.monitor {monitor!r} is not a metric this task logs; it logs {found.group(1)}"
+    return "trainer: " + (text.strip().splitlines() or ["misconfigured"])[0]
 
 
 def _finish(
@@ -444,11 +485,12 @@ def evaluate(
     experiment = overrides or loaded.experiment
     built = rebuild(loaded, data=data, overrides=overrides)
     built.module.model.load_state_dict(loaded.model.state_dict())
+    _quiet()
     trainer = L.Trainer(
         accelerator=experiment.trainer.accelerator,
         devices=1,
         logger=False,
-        enable_progress_bar=experiment.trainer.enable_progress_bar,
+        enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=built.use_distributed_sampler,
     )  # whole splits, as the final numbers of fit
