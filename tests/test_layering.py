@@ -25,6 +25,8 @@ LAYER_OF = {
     "scan": "core",
     "attention": "core",
     "recipes": "core",  # stdlib only: the shipped configs/ folder
+    "integrity": "core",  # stdlib only: file digests and atomic-write leftovers
+    "cell_names": "core",  # stdlib only: the cell names configs accept
     "models": "models",
     "data": "data",
     "diagnostics": "diagnostics",

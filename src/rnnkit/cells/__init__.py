@@ -1,11 +1,10 @@
 """Cells: one time step each, written from their equations.
 
-`CellName` is the one list of the names a config may give (``"elman"`` is an alias of ``"rnn"``
-that `CELLS` also accepts); every config and check in rnnkit reads it from here.
+`CellName` (defined in `rnnkit.cell_names`, which needs no torch) is the one list of the names a
+config may give; `CELLS` maps each, and the alias ``"elman"``, to its class.
 """
 
-from typing import Literal, get_args
-
+from rnnkit.cell_names import CELL_NAMES, CellName
 from rnnkit.cells.base import RecurrentCell, ScanCell
 from rnnkit.cells.elman import ElmanCell
 from rnnkit.cells.gru import GRUCell
@@ -20,9 +19,6 @@ CELLS: dict[str, type[RecurrentCell]] = {
     "mingru": MinGRUCell,
     "minlstm": MinLSTMCell,
 }
-
-CellName = Literal["rnn", "lstm", "gru", "mingru", "minlstm"]
-CELL_NAMES: tuple[str, ...] = get_args(CellName)
 
 __all__ = [
     "CELLS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rnnkit.cli._common import fail, peek_task
+from rnnkit.cli._common import fail, peek_task, resolve_configs
 
 # The headline metrics printed after a run, in this order, when the run has them.
 SHOWN = (

@@ -57,6 +57,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from rnnkit.train.artifact import (
+        LoadedRun,
+        load_run,
+    )
     from rnnkit.train.config import (
         EarlyStoppingConfig,
         OptimConfig,
@@ -67,17 +71,6 @@ if TYPE_CHECKING:
         TextDataConfig,
         TrainerConfig,
         monitor_mode,
-    )
-    from rnnkit.train.trainer import (
-        ExtraMetrics,
-        build,
-        evaluate,
-        fit,
-        make_trainer,
-    )
-    from rnnkit.train.artifact import (
-        LoadedRun,
-        load_run,
     )
     from rnnkit.train.run import (
         RunResult,
@@ -103,6 +96,13 @@ if TYPE_CHECKING:
         TaskModule,
         WordDropout,
     )
+    from rnnkit.train.trainer import (
+        ExtraMetrics,
+        build,
+        evaluate,
+        fit,
+        make_trainer,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -118,6 +118,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "TASKS",
     "Built",
     "ClassificationExperiment",
     "ClassifierSpec",
@@ -138,7 +139,6 @@ __all__ = [
     "Seq2SeqSpec",
     "SequenceDataConfig",
     "SequenceLMTask",
-    "TASKS",
     "TBPTTConfig",
     "TaggerSpec",
     "TaggingExperiment",

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rnnkit.cells import CellName
+from rnnkit.cell_names import CellName
 from rnnkit.train.config import Common, SequenceDataConfig, TBPTTConfig, TextDataConfig
 
 Cell = CellName
