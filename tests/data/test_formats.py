@@ -28,7 +28,10 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
-LONG = "unique_id,ds,y\nA,2020-01-01,1\nA,2020-01-02,2\nA,2020-01-03,3\nB,2020-01-01,5\nB,2020-01-02,6\nB,2020-01-03,7\n"
+LONG = (
+    "unique_id,ds,y\nA,2020-01-01,1\nA,2020-01-02,2\nA,2020-01-03,3\n"
+    "B,2020-01-01,5\nB,2020-01-02,6\nB,2020-01-03,7\n"
+)
 
 
 def test_long_series_reads_many_series_and_infers_daily_frequency(tmp_path: Path) -> None:
@@ -126,7 +129,7 @@ def test_short_series_error_says_what_fits(tmp_path: Path) -> None:
 
 
 def test_unknown_frequency_alias(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="data.freq 'fortnight' is not a pandas frequency"):
+    with pytest.raises(ValueError, match=r"data.freq 'fortnight' is not a pandas frequency"):
         read_long_series(_write(tmp_path, "s.csv", LONG), freq="fortnight")
 
 

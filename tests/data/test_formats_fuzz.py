@@ -21,7 +21,11 @@ from rnnkit.data.formats import (
     read_wide,
 )
 
-FUZZ = settings(max_examples=int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 READERS: dict[str, tuple[str, Callable[[Path], Any]]] = {
     "series_csv": ("s.csv", read_long_series),

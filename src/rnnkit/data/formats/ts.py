@@ -21,7 +21,7 @@ _FLAGS = ("univariate", "equallength", "timestamps", "missing", "classlabel", "t
 
 
 def read_ts(path: StrPath) -> LabelledSequences:
-    """Read a ``.ts`` file; ``labels`` is None when the header declares none (``@classLabel false``)."""
+    """Read a ``.ts`` file; ``labels`` is None where the header declares none."""
     text = read_user_text(path)
     header: dict[str, tuple[int, list[str]]] = {}
     data_line = 0
