@@ -69,13 +69,15 @@ class NGram:
         return self.nll(sequences, skip_first=skip_first) / math.log(2)
 
 
-def naive_forecast(history: Sequence[float], horizon: int) -> np.ndarray:
+def naive_forecast(history: Sequence[float] | np.ndarray, horizon: int) -> np.ndarray:
     """Repeat the last observation ``horizon`` times."""
     h = np.asarray(history, dtype=np.float64)
     return np.full(horizon, h[-1])
 
 
-def seasonal_naive_forecast(history: Sequence[float], horizon: int, season: int) -> np.ndarray:
+def seasonal_naive_forecast(
+    history: Sequence[float] | np.ndarray, horizon: int, season: int
+) -> np.ndarray:
     """Repeat the last full season: y[t] = y[t - season]."""
     h = np.asarray(history, dtype=np.float64)
     if len(h) < season:
@@ -84,7 +86,9 @@ def seasonal_naive_forecast(history: Sequence[float], horizon: int, season: int)
     return np.array([last[i % season] for i in range(horizon)])
 
 
-def ets_forecast(history: Sequence[float], horizon: int, season: int = 1) -> np.ndarray:
+def ets_forecast(
+    history: Sequence[float] | np.ndarray, horizon: int, season: int = 1
+) -> np.ndarray:
     """Holt-Winters exponential smoothing (statsmodels): additive damped trend, plus an additive
     season of ``season`` steps when the history holds two full seasons; parameters by maximum
     likelihood on ``history`` only. Falls back to the naive forecast when the fit fails (a

@@ -124,14 +124,12 @@ def _join(base: LongSeries, more: LongSeries | None, name: str) -> dict[str, One
             )
         head = out[s.id]
         want = base.next_times(head, 1)[0]
-        got = pd.Index([s.times[0]])
-        expected = pd.Index(
-            [pd.Timestamp(want) if isinstance(head.times, pd.DatetimeIndex) else float(want)]
-        )
-        if type(head.times) is not type(s.times) or got[0] != expected[0]:
+        dated = isinstance(head.times, pd.DatetimeIndex)
+        expected = pd.Timestamp(want) if dated else float(want)
+        if dated != isinstance(s.times, pd.DatetimeIndex) or s.times[0] != expected:
             raise ValueError(
                 f"{more.path} row {s.lines[0]}, column {base.time_col!r}: series {s.id!r} must "
-                f"continue at {want} (the step after its last training time), not {s.times[0]}"
+                f"continue at {want} (the step after its last earlier time), not {s.times[0]}"
             )
         out[s.id] = OneSeries(
             s.id,
@@ -188,7 +186,7 @@ def split_series(
                 f"horizon {horizon} = {input_len + horizon}; {hint}"
             )
         for name, size in (("validation", n_val), ("test", n_test)):
-            if 0 < size < horizon or (size == 0 and name == "test"):
+            if size < horizon:
                 raise ValueError(
                     f"{where} has {size} {name} steps, fewer than the horizon {horizon}; "
                     f"set data.{'val' if name == 'validation' else 'test'}_size >= {horizon}"

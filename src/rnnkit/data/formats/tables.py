@@ -14,7 +14,8 @@ the training split only (`rnnkit.data.formats.encode`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,16 @@ class LabelledSequences:
     def __len__(self) -> int:
         return len(self.sequences)
 
+    def take(self, idx: Sequence[int] | np.ndarray) -> Any:
+        """The rows ``idx`` (a split)."""
+        return replace(
+            self,
+            ids=_pick(self.ids, idx),
+            sequences=_pick(self.sequences, idx),
+            labels=_pick(self.labels, idx),
+            rows=_pick(self.rows, idx),
+        )
+
 
 @dataclass
 class LabelledTexts:
@@ -58,6 +69,16 @@ class LabelledTexts:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def take(self, idx: Sequence[int] | np.ndarray) -> Any:
+        """The rows ``idx`` (a split)."""
+        return replace(
+            self,
+            ids=_pick(self.ids, idx),
+            texts=_pick(self.texts, idx),
+            labels=_pick(self.labels, idx),
+            rows=_pick(self.rows, idx),
+        )
+
 
 @dataclass
 class TaggedSentences:
@@ -70,6 +91,19 @@ class TaggedSentences:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def take(self, idx: Sequence[int] | np.ndarray) -> Any:
+        """The rows ``idx`` (a split)."""
+        return replace(
+            self,
+            tokens=_pick(self.tokens, idx),
+            tags=_pick(self.tags, idx),
+            rows=_pick(self.rows, idx),
+        )
+
+
+def _pick(values: list[Any] | None, idx: Sequence[int] | np.ndarray) -> Any:
+    return None if values is None else [values[int(i)] for i in idx]
 
 
 def _ids(table: Table, id_col: str | None) -> list[str]:
@@ -87,10 +121,10 @@ def read_wide(
     header: bool = True,
 ) -> LabelledSequences:
     """One series per row: every column but the label and id columns is one step (univariate).
-    ``label_col`` None (or absent when predicting) reads unlabelled rows."""
+    ``label_col`` None reads unlabelled rows (for prediction)."""
     table = read_table(path, fmt=fmt, header=header)
-    labelled = label_col is not None and label_col in table.columns
-    if label_col is not None and not labelled and header:
+    labelled = label_col is not None
+    if label_col is not None:
         table.require(label_col)
     if id_col:
         table.require(id_col)
@@ -131,8 +165,8 @@ def read_long(
     change from row to row."""
     table = read_table(path, fmt=fmt)
     table.require(id_col, time_col)
-    labelled = label_col is not None and label_col in table.columns
-    if label_col is not None and not labelled and not features:
+    labelled = label_col is not None
+    if label_col is not None:
         table.require(label_col)
     skip = {id_col, time_col, label_col}
     names = list(features) or [c for c in table.columns if c not in skip]
@@ -195,14 +229,14 @@ def read_texts(
     header: bool = True,
 ) -> LabelledTexts:
     """Texts with labels (text classification) or targets (seq2seq, ``label_col`` = the target
-    column); a missing label column reads unlabelled texts, for prediction."""
+    column); ``label_col`` None reads unlabelled texts, for prediction."""
     table = read_table(path, fmt=fmt, header=header)
     texts = table.column(text_col)
     for i, t in enumerate(texts):
         if not t.strip():
             raise ValueError(f"{table.where(i, text_col)}: text is missing")
     labels = None
-    if label_col is not None and label_col in table.columns:
+    if label_col is not None:
         labels = [
             parse_label(c, table.where(i, label_col)) for i, c in enumerate(table.column(label_col))
         ]
