@@ -11,7 +11,8 @@ Baselines, all on the same test split:
 
 - majority class of the training split (trivial);
 - 1-NN DTW computed here: full warping window, squared-Euclidean local cost summed over channels
-  (DTW_D for the multivariate sets), nearest training series by `rnnkit.evaluate.baselines.dtw_distances`;
+  (DTW_D for the multivariate sets), nearest training series by
+  `rnnkit.evaluate.baselines.dtw_distances`;
 - the published 1-NN DTW accuracy of the archive (``PUBLISHED_DTW``, with its source).
 """
 

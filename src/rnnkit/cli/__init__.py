@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("evaluate:test", "evaluate a finished run's model on its test split"),
     "predict": (
         "predict:predict",
-        "score text (language model) or predict a run's test split into a CSV",
+        "score text (LM), or predict a new file (--input) or the test split into a CSV",
     ),
     "generate": ("predict:generate", "continue a prompt with a trained language model"),
     "forecast": ("predict:forecast", "forecast the next N steps with a trained forecaster"),

@@ -9,9 +9,15 @@ from rnnkit.cli._common import run_parser
 
 
 def _evaluate(command: str, args: Sequence[str]) -> int:
-    from rnnkit.train.fit import evaluate
+    from rnnkit.train.fit import evaluate, test_report
 
     ns = run_parser(command).parse_args(list(args))
+    if command == "test":
+        report = test_report(ns.run)
+        print(json.dumps(report, indent=2))
+        if "verdict" in report:
+            print(f"verdict: {report['verdict']['line']}")
+        return 0
     print(json.dumps(evaluate(ns.run, stage=command), indent=2))
     return 0
 

@@ -16,6 +16,10 @@ SHOWN = (
     "val_mase",
     "val_exact_match",
     "val_loss",
+    "test_accuracy",
+    "test_mae",
+    "test_mase",
+    "test_exact_match",
 )
 
 
@@ -47,4 +51,6 @@ def main(args: Sequence[str]) -> int:
         m = result.metrics
         shown = ", ".join(f"{k} {m[k]:.4g}" for k in SHOWN if k in m)
         print(f"run directory: {result.run_dir}  ({shown}; {result.summary['wall_time_s']:.0f} s)")
+        if "verdict" in result.summary:
+            print(f"verdict: {result.summary['verdict']['line']}")
     return 0

@@ -159,7 +159,7 @@ class SequenceDataConfig:
     test_path: str | None = None  # test file (None: held out of the training file)
     format: str | None = None  # ts, wide, long, csv, tsv, jsonl, parquet, conll (None: extension)
     header: bool = True  # delimited files: the first row names the columns (else "0", "1", ...)
-    id_col: str = "unique_id"  # series id (forecasting, long-format classification)
+    id_col: str | None = "unique_id"  # series id (forecasting, long classification; null: one)
     time_col: str = "ds"  # time stamp or step (forecasting, long-format classification)
     target_col: str = "y"  # forecasting: the value to forecast
     past_covariates: list[str] = field(default_factory=list)  # known only up to the origin

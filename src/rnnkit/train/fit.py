@@ -48,6 +48,11 @@ class Built:
     baselines: dict[str, float] = field(default_factory=dict)  # metrics of reference predictors
     use_distributed_sampler: bool = True  # False when the data splits itself by rank
     after_fit: Callable[[Built], dict[str, Any]] | None = None  # summary extras (samples, ...)
+    # User-file runs: (model) -> (extra model test metrics, baseline scores), the verdict's kind
+    # (`rnnkit.evaluate.reference.HEADLINE`) and how each split was made.
+    reference: Callable[[nn.Module], tuple[dict[str, float], dict[str, Any]]] | None = None
+    reference_kind: str = ""
+    split: dict[str, str] = field(default_factory=dict)
 
 
 def _builders() -> dict[str, Callable[[Any], Built]]:
@@ -311,11 +316,26 @@ def fit(
             weights_only=True,
         )
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
+    report: dict[str, Any] = {}
+    if final_eval and built.split:
+        # Runs on the user's files are tested at once, beside the baselines on the same split.
+        tested = trainer.test(
+            built.module,
+            datamodule=built.datamodule,
+            ckpt_path=str(best_path) if best_path.is_file() else None,
+            verbose=False,
+            weights_only=True,
+        )
+        metrics.update({k: float(v) for k, v in (tested[0] if tested else {}).items()})
+        if trainer.is_global_zero:
+            from rnnkit.train.user_data import judge
+
+            report = judge(built, metrics, built.module.model)
     metrics.update(built.baselines)
     wall = time.perf_counter() - start
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
-        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
+        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path, report)
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 
@@ -327,6 +347,7 @@ def _finish(
     metrics: dict[str, float],
     wall: float,
     best_path: Path,
+    report: dict[str, Any],
 ) -> dict[str, Any]:
     module = built.module
     model = module.model
@@ -369,6 +390,7 @@ def _finish(
             "artifact": "artifact/",
         },
         **extras,
+        **report,
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
@@ -393,3 +415,24 @@ def evaluate(run_dir: str, *, stage: str, overrides: Any = None) -> dict[str, fl
     run = trainer.validate if stage == "validate" else trainer.test
     results = run(built.module, datamodule=built.datamodule, verbose=False)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def test_report(run_dir: str) -> dict[str, Any]:
+    """``rnnkit test``: the run's test metrics and, for runs on the user's files, the baselines
+    on the same split with the verdict; also stored as ``summary.json``'s ``"test"`` entry."""
+    from rnnkit.train.predict import load_run
+    from rnnkit.train.user_data import judge
+
+    loaded = load_run(run_dir)
+    metrics = evaluate(run_dir, stage="test")
+    report: dict[str, Any] = {"metrics": metrics}
+    built = build(loaded.experiment)
+    if built.split:
+        report["data"] = {"split": built.split}
+        report.update(judge(built, metrics, loaded.model))
+    summary_path = Path(run_dir) / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        summary["test"] = report
+        atomic_write_text(summary_path, json.dumps(summary, indent=2))
+    return report

@@ -75,10 +75,19 @@ def score_text(model: nn.Module, vocab: Vocab, text: str) -> dict[str, float]:
 
 
 def predict_run(
-    run_dir: str | os.PathLike[str], *, text: str | None = None, out: str | None = None
+    run_dir: str | os.PathLike[str],
+    *,
+    text: str | None = None,
+    out: str | None = None,
+    input: str | None = None,
 ) -> dict[str, Any]:
-    """Language model: score ``text``. Other tasks: predict the run's test split into a CSV."""
+    """Language model: score ``text``. Other tasks: predict the user's raw file ``input`` (runs
+    trained on files), else the run's test split, into a CSV."""
     loaded = load_run(run_dir)
+    if input is not None:
+        from rnnkit.train.predict_files import predict_file
+
+        return predict_file(loaded, input, Path(out) if out else Path(run_dir) / "predictions.csv")
     if loaded.task == "language_model":
         if text is None:
             raise ValueError(

@@ -104,10 +104,18 @@ def _collate_pairs(samples: Sequence[Sample]) -> Batch:
     return Batch(x=x, lengths=torch.tensor([len(s) for s in xs]), y=y)
 
 
-def _collate_windows(samples: Sequence[Sample]) -> Batch:
-    x = torch.stack([torch.as_tensor(np.asarray(s), dtype=torch.float32) for s, _ in samples])
-    y = torch.stack([torch.as_tensor(np.asarray(t), dtype=torch.float32) for _, t in samples])
-    return Batch(x=x, lengths=torch.full((x.shape[0],), x.shape[1], dtype=torch.int64), y=y)
+def _collate_windows(samples: Sequence[Any]) -> Batch:
+    """Windows ``(x, y)`` or ``(x, y, covariates)`` of equal length, stacked."""
+
+    def stack(k: int) -> Tensor:
+        return torch.stack(
+            [torch.as_tensor(np.asarray(s[k]), dtype=torch.float32) for s in samples]
+        )
+
+    x, y = stack(0), stack(1)
+    cov = stack(2) if len(samples[0]) > 2 else None  # (B, T + H, C)
+    lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64)
+    return Batch(x=x, lengths=lengths, y=y, covariates=cov)
 
 
 class SequenceData(L.LightningDataModule):
@@ -216,9 +224,10 @@ class ForecastTask(TaskModule):
 
     def _loss_and_sums(self, batch: Batch, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
         assert batch.y is not None
-        loss = self.model.loss(batch.x, batch.y, lengths=batch.lengths)
+        cov = batch.covariates
+        loss = self.model.loss(batch.x, batch.y, lengths=batch.lengths, covariates=cov)
         with torch.no_grad():
-            err = self.model(batch.x, lengths=batch.lengths).mean - batch.y
+            err = self.model(batch.x, lengths=batch.lengths, covariates=cov).mean - batch.y
         n = torch.tensor(float(err.numel()), device=err.device)
         return loss, {
             "loss_sum": loss * len(batch),
@@ -299,8 +308,16 @@ def _registry(cfg: SequenceDataConfig) -> Any:
     return splits
 
 
+def _user_files(task: str, experiment: Any) -> Built:
+    from rnnkit.train.user_data import BUILDERS
+
+    return BUILDERS[task](experiment)
+
+
 def build_classifier(experiment: ClassificationExperiment) -> Built:
     d = experiment.data
+    if d.path is not None:
+        return _user_files("classification", experiment)
     if d.source.startswith("synthetic_"):
         parts: tuple[Any, Any, Any] = tuple(_Samples(p) for p in synthetic(d))  # type: ignore[assignment]
         meta: dict[str, Any] = {"classes": ["0", "1"], "n_features": 1}
@@ -323,6 +340,8 @@ def build_classifier(experiment: ClassificationExperiment) -> Built:
 
 def build_tagger(experiment: TaggingExperiment) -> Built:
     d = experiment.data
+    if d.path is not None:
+        return _user_files("tagging", experiment)
     if not d.source.startswith("synthetic_"):
         raise ValueError(f"tagging supports the synthetic_tags set for now; got {d.source!r}")
     parts = tuple(_Samples(p) for p in synthetic(d))
@@ -334,6 +353,8 @@ def build_tagger(experiment: TaggingExperiment) -> Built:
 
 def build_forecaster(experiment: ForecastingExperiment) -> Built:
     d = experiment.data
+    if d.path is not None:
+        return _user_files("forecasting", experiment)
     files: dict[str, str] = {}
     if d.source.startswith("synthetic_"):
         parts = tuple(_Samples(p) for p in synthetic(d))
@@ -367,6 +388,8 @@ def build_forecaster(experiment: ForecastingExperiment) -> Built:
 
 def build_seq2seq(experiment: Seq2SeqExperiment) -> Built:
     d = experiment.data
+    if d.path is not None:
+        return _user_files("seq2seq", experiment)
     if d.source.startswith("synthetic_"):
         parts: tuple[Any, Any, Any] = tuple(_Samples(p) for p in synthetic(d))  # type: ignore[assignment]
         src_size = tgt_size = 14
