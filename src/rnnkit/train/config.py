@@ -166,8 +166,8 @@ class SequenceDataConfig:
     future_covariates: list[str] = field(default_factory=list)  # known ahead (calendar, price)
     freq: str | None = None  # pandas alias ("D", "h", "MS") or numeric step (None: inferred)
     season: int | None = None  # seasonal-naive/ETS season (None: from the frequency)
-    val_size: float | int = 0.15  # forecasting: last steps per series held out for validation
-    test_size: float | int = 0.15  # forecasting: last steps per series held out for testing
+    val_size: int | float = 0.15  # forecasting: validation steps per series (< 1: a fraction)
+    test_size: int | float = 0.15  # forecasting: test steps per series (< 1: a fraction)
     test_fraction: float = 0.2  # classification/text/seq2seq/tagging: held-out share for testing
     features: list[str] = field(default_factory=list)  # long classification (empty: all others)
     label_col: str = "label"  # class or regression target (classification, text)

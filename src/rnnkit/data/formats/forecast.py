@@ -39,7 +39,10 @@ def season_of(freq: str) -> int:
 
 
 def _count(size: float | int, n: int) -> int:
-    return int(size) if isinstance(size, int) else round(n * size)
+    """Steps of a held-out part: ``size`` steps, or a fraction of ``n`` when below 1."""
+    if size < 0:
+        raise ValueError(f"data.val_size and data.test_size must be >= 0, got {size}")
+    return round(n * size) if size < 1 else int(size)
 
 
 @dataclass
