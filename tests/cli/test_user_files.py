@@ -147,6 +147,15 @@ def test_long_csv_forecasting(tmp_path: Path, capsys: Any) -> None:
     assert [r["unique_id"] for r in rows] == ["north"] * 7 + ["south"] * 7
     assert rows[0]["ds"] == "2021-03-12T00:00:00" and rows[6]["ds"] == "2021-03-18T00:00:00"
     assert 5 < float(rows[0]["y_hat"]) < 15  # back in the user's units
+    back = tmp_path / "back"
+    assert main(["backtest", *data, "--task", "forecasting", *FAST, "--origins", "2",
+                 "--run.root", str(back), "--run.name", "bt"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    report = json.loads((back / "bt" / "backtest.json").read_text())
+    assert [f["origin"] for f in report["folds"]] == ["2021-02-26 00:00:00", "2021-03-05 00:00:00"]
+    assert report["verdict"]["line"] in out and set(report["mean"]["baselines"]) == {
+        "naive", "seasonal_naive", "ets"
+    }  # fmt: skip
     cov = tmp_path / "cov"
     cov.mkdir()
     run = _run(cov, "forecasting", [*data, "--data.future_covariates", "[dow]"], capsys)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "generate": ("predict:generate", "continue a prompt with a trained language model"),
     "forecast": ("predict:forecast", "forecast the next N steps with a trained forecaster"),
+    "backtest": ("backtest:main", "walk-forward backtest of a forecasting recipe (--origins K)"),
     "datasets": ("datasets:main", "list the data sets of the offline registry"),
     "diagnose": (
         "diagnose:main",

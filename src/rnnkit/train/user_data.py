@@ -21,6 +21,7 @@ from torch import nn
 from rnnkit.data.formats import (
     LabelledSequences,
     LabelledTexts,
+    LongSeries,
     TaggedSentences,
     read_conll,
     read_long,
@@ -389,7 +390,8 @@ def read_series(d: SequenceDataConfig, path: str, *, future_only: bool = False) 
     )
 
 
-def build_forecaster(experiment: Any) -> Built:
+def build_forecaster(experiment: Any, *, series: LongSeries | None = None) -> Built:
+    """``series``: already-read history to train on instead of the files (a backtest fold)."""
     from rnnkit.train.seq_tasks import ForecastTask, _collate_windows, _common
 
     d = experiment.data
@@ -399,9 +401,9 @@ def build_forecaster(experiment: Any) -> Built:
             "data.past_covariates need model.strategy: direct (an autoregressive roll-out would "
             "read past covariates of future steps, which are not known)"
         )
-    data = read_series(d, d.path)
-    val = read_series(d, d.val_path) if d.val_path else None
-    test = read_series(d, d.test_path) if d.test_path else None
+    data = series if series is not None else read_series(d, d.path)
+    val = read_series(d, d.val_path) if d.val_path and series is None else None
+    test = read_series(d, d.test_path) if d.test_path and series is None else None
     parts_by_series = split_series(
         data,
         val=val,
