@@ -198,12 +198,9 @@ def make_pair(config: Config, case: Case, device: torch.device) -> tuple[Recurre
 
 
 def load_torch_weights(ours: Recurrent, ref: nn.Module) -> None:
-    """Copy torch.nn's ``weight_ih_l{k}`` & co. into the matching cells (same layout and names)."""
-    with torch.no_grad():
-        for name, value in ref.named_parameters():
-            base, layer = name.rsplit("_l", 1)
-            cell = ours.cells[int(layer.removesuffix("_reverse"))]
-            getattr(cell, base).copy_(value)
+    """Copy torch.nn's ``weight_ih_l{k}[_reverse]`` & co. into the matching cells (layer and
+    direction: `Recurrent` accepts torch-named state dicts)."""
+    ours.load_state_dict(ref.state_dict())
 
 
 def step_fn(module: nn.Module, x: Tensor, grad: Tensor | None) -> Callable[[], object]:

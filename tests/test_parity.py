@@ -203,3 +203,50 @@ def test_parity_default_state_and_unbatched(kind, force_loop):
     final_o = list(final_o) if isinstance(final_o, LSTMState) else [final_o]
     for a, b in zip(final_o, final_t, strict=True):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_from_torch_and_torch_named_state_dicts(kind, num_layers, bidirectional):
+    """``Recurrent.from_torch`` and ``load_state_dict`` of a torch module's own state dict give a
+    layer equal to it; ``torch_state_dict`` loads back into the torch module."""
+    torch_cls, _, options = KINDS[kind]
+    torch.manual_seed(3)
+    ref = torch_cls(
+        I, H, num_layers=num_layers, bidirectional=bidirectional, dtype=torch.float64, **options
+    )
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    expected, expected_state = ref(x)
+    layer = Recurrent.from_torch(ref)
+    out, state = layer(x)
+    torch.testing.assert_close(out, expected)
+    got = [state.h, state.c] if isinstance(state, LSTMState) else [state]
+    want = list(expected_state) if isinstance(expected_state, tuple) else [expected_state]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+
+    class Wrapped(nn.Module):  # the renaming works under a prefix too
+        def __init__(self, rnn: nn.Module) -> None:
+            super().__init__()
+            self.rnn = rnn
+
+    _, cell, _ = KINDS[kind]
+    fresh = Recurrent(
+        cell, I, H, num_layers=num_layers, bidirectional=bidirectional, **options
+    ).double()
+    Wrapped(fresh).load_state_dict(Wrapped(ref).state_dict())
+    torch.testing.assert_close(fresh(x)[0], expected)
+    back = torch_cls(
+        I, H, num_layers=num_layers, bidirectional=bidirectional, dtype=torch.float64, **options
+    )
+    back.load_state_dict(layer.torch_state_dict())
+    torch.testing.assert_close(back(x)[0], expected)
+
+
+def test_torch_state_dict_direction_mismatch_is_a_clear_error():
+    ref = nn.LSTM(I, H, bidirectional=True)
+    with pytest.raises(ValueError, match="is for a bidirectional layer"):
+        Recurrent("lstm", I, H).load_state_dict(ref.state_dict())
+    with pytest.raises(ValueError, match=r"expects torch\.nn\.RNN, LSTM or GRU"):
+        Recurrent.from_torch(nn.Linear(2, 2))  # type: ignore[arg-type]

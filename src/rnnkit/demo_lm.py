@@ -1,10 +1,10 @@
 """The main demo: a character LSTM language model learns Shakespeare in about three minutes.
 
-``python -m rnnkit.demo_lm`` reads ``configs/demo_charlm.yaml`` (or the built-in copy when run
-outside the repository), prints a sample from the untrained model, trains with truncated BPTT on
-2 CPU cores, prints a sample from the trained one and the validation bits per character against a
-unigram baseline, and leaves a run directory (config, metrics CSV, TensorBoard, loss curve, summary,
-artifact). Extra ``--section.key value`` flags override the recipe, as with ``rnnkit fit``.
+``python -m rnnkit.demo_lm`` reads the shipped recipe ``configs/demo_charlm.yaml``, prints a sample
+from the untrained model, trains with truncated BPTT on 2 CPU cores, prints a sample from the
+trained one and the validation bits per character against a unigram baseline, and leaves a run
+directory (config, metrics CSV, TensorBoard, loss curve, summary, artifact). Extra
+``--section.key value`` flags override the recipe, as with ``rnnkit fit``.
 """
 
 from __future__ import annotations
@@ -13,22 +13,8 @@ import sys
 import textwrap
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-RECIPE = Path(__file__).resolve().parents[2] / "configs" / "demo_charlm.yaml"
 PROMPT = "HAMLET\n"
-_BUILTIN = """
-task: language_model
-seed: 1234
-data: {source: shakespeare, batch_size: 32, val_batch_size: 32}
-model: {cell: lstm, embedding_dim: 64, hidden_size: 256}
-tbptt: {k1: 100}
-optim: {name: adamw, lr: 0.004, weight_decay: 0.01}
-scheduler: {name: cosine, warmup_steps: 100, min_lr_ratio: 0.1}
-trainer: {max_steps: 4400, max_time: "00:00:03:00", val_check_interval: 400, limit_val_batches: 8,
-          num_threads: 2}
-sample_chars: 300
-"""
 
 
 def _show(title: str, text: str) -> None:
@@ -37,19 +23,15 @@ def _show(title: str, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import tempfile
-
     from rnnkit.models import LanguageModel
+    from rnnkit.recipes import recipe_path
     from rnnkit.train.experiment_io import parse_experiment
     from rnnkit.train.fit import build, fit
     from rnnkit.train.lm_task import sample_text
     from rnnkit.train.specs import LanguageModelExperiment
 
     args = list(sys.argv[1:] if argv is None else argv)
-    recipe = RECIPE
-    if not recipe.is_file():
-        recipe = Path(tempfile.mkdtemp()) / "demo_charlm.yaml"
-        recipe.write_text(_BUILTIN, encoding="utf-8")
+    recipe = recipe_path("demo_charlm")
     experiment = parse_experiment(
         LanguageModelExperiment, ["--config", str(recipe), *args], prog="python -m rnnkit.demo_lm"
     )

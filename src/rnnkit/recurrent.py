@@ -16,6 +16,7 @@ fused kernel was kept.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,15 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.cells import CELLS, RecurrentCell, ScanCell
 from rnnkit.types import LSTMState, State
+
+# torch.nn.RNNBase.mode -> (rnnkit cell name, cell options that mode implies)
+_TORCH_MODES: dict[str, tuple[str, dict[str, Any]]] = {
+    "LSTM": ("lstm", {}),
+    "GRU": ("gru", {}),
+    "RNN_TANH": ("rnn", {"nonlinearity": "tanh"}),
+    "RNN_RELU": ("rnn", {"nonlinearity": "relu"}),
+}
+_TORCH_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
 
 _NATIVE_OPS: dict[str, Callable[..., Any]] = {
     "lstm": torch.lstm,
@@ -101,6 +111,60 @@ class Recurrent(nn.Module):
         self.force_loop = force_loop
         self.last_path: str = "not run yet"
         self._widths: tuple[bool, list[int]] | None = None
+        self._register_load_state_dict_pre_hook(self._rename_torch_keys)
+
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase, **options: Any) -> Recurrent:
+        """A layer equal to ``module`` (``torch.nn.RNN``, ``LSTM`` or ``GRU``), weights copied.
+
+        Layers, directions, ``proj_size``, ``bias``, ``batch_first``, inter-layer ``dropout`` and
+        the Elman nonlinearity follow the module; ``options`` adds rnnkit-only cell options (e.g.
+        ``recurrent_dropout``) or overrides.
+        """
+        if not isinstance(module, nn.RNNBase) or module.mode not in _TORCH_MODES:
+            raise ValueError(
+                f"from_torch expects torch.nn.RNN, LSTM or GRU, got {type(module).__name__}"
+            )
+        cell, extra = _TORCH_MODES[module.mode]
+        kwargs: dict[str, Any] = {
+            "num_layers": module.num_layers,
+            "bidirectional": module.bidirectional,
+            "dropout": module.dropout,
+            "batch_first": module.batch_first,
+            "bias": module.bias,
+            **extra,
+        }
+        if module.proj_size:
+            kwargs["proj_size"] = module.proj_size
+        layer = cls(cell, module.input_size, module.hidden_size, **{**kwargs, **options})
+        ref = next(module.parameters())
+        layer.to(device=ref.device, dtype=ref.dtype)
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters under ``torch.nn.LSTM``/``GRU``/``RNN``'s names (``weight_ih_l0``,
+        ``weight_hh_l1_reverse``, ...), for loading into the equivalent torch module."""
+        D = self.num_directions
+        return {
+            f"{name}_l{i // D}{'_reverse' if i % D else ''}": p.detach()
+            for i, cell in enumerate(self._cell_list)
+            for name, p in cell.named_parameters(recurse=False)
+        }
+
+    def _rename_torch_keys(self, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        """Accept torch.nn's parameter names: ``weight_ih_l{k}[_reverse]`` -> ``cells.{k*D+d}.``."""
+        D = self.num_directions
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            match = _TORCH_KEY.fullmatch(key[len(prefix) :])
+            if match is None:
+                continue
+            name, k, reverse = match.group(1), int(match.group(2)), match.group(3) is not None
+            if reverse and D == 1:
+                raise ValueError(
+                    f"state dict key {key!r} is for a bidirectional layer; this one is not"
+                )
+            state_dict[f"{prefix}cells.{k * D + int(reverse)}.{name}"] = state_dict.pop(key)
 
     @property
     def output_size(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -73,9 +74,21 @@ def test_fit_writes_run_dir_then_generate_predict_validate(tmp_path: Path, capsy
     )
     assert capsys.readouterr().out == first  # same seed, same text
 
-    assert main(["predict", "--run", str(run), "--text", "The keyword is a statement."]) == 0
+    text = "The keyword is a statement."
+    assert main(["predict", "--run", str(run), "--text", text]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["chars"] == 27 and scored["bpc"] > 0
+    # The same bits per character by hand: stream the text through the model's O(1) step.
+    loaded = load_run(run)
+    assert loaded.vocab is not None
+    ids = torch.as_tensor(loaded.vocab.encode_chars(text).astype("int64"))
+    nats, state = 0.0, None
+    with torch.no_grad():
+        for t in range(len(ids) - 1):
+            out = loaded.model.step(ids[t : t + 1], state)
+            nats -= float(out.logits.log_softmax(-1)[0, ids[t + 1]])
+            state = out.state
+    assert scored["chars"] == 27
+    assert scored["bpc"] == pytest.approx(nats / (len(ids) - 1) / math.log(2), rel=1e-4)
 
     assert main(["validate", "--run", str(run)]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -267,3 +280,14 @@ def test_fit_with_diagnostics_then_diagnose(tmp_path: Path) -> None:
     for name in ("gradient_flow.png", "verdict.txt"):
         assert (run / "diagnostics" / name).is_file(), name
     assert (run / "diagnostics" / "verdict.txt").read_text().strip()
+
+
+def test_config_by_shipped_recipe_name(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """Outside the repository (no configs/ here) a recipe is named by its shipped name."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", "tiny_charlm", "--print_config"])
+    assert done.value.code == 0 and "task: language_model" in capsys.readouterr().out
+    assert main(["fit", "--config", "no_such_recipe"]) == 2
+    err = capsys.readouterr().err
+    assert "config file no_such_recipe does not exist" in err and "demo_charlm" in err

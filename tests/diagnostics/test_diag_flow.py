@@ -87,6 +87,26 @@ def test_bidirectional_and_lengths_are_traced() -> None:
     assert all(len(v) == 6 for v in report.hidden_grad_norms.values())
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "mingru"])
+def test_streaming_steps_are_recorded(cell: str) -> None:
+    """Every ``Recurrent.step`` call is recorded, also for the plain cells whose step goes to
+    torch's fused cell kernel outside the context; the recorded states are the step's own."""
+    torch.manual_seed(0)
+    rnn = Recurrent(cell, 3, 4, num_layers=2)
+    xs = torch.randn(7, 2, 3)
+    with record_steps(rnn) as traces:
+        state = None
+        outs = []
+        for t in range(7):
+            y, state = rnn.step(xs[t], state)
+            outs.append(y)
+    assert [tr.steps for tr in traces] == [7, 7]
+    torch.testing.assert_close(traces[-1].h[-1], outs[-1])
+    expected, _ = rnn(xs)  # outside the context the native paths are back, and agree
+    torch.testing.assert_close(torch.stack(outs), expected)
+    assert "native_step" not in rnn.cells[0].__dict__
+
+
 def test_no_recurrent_layer_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"holds no rnnkit\.Recurrent layer"):
         with record_steps(nn.Linear(2, 2)):

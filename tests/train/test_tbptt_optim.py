@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import pytest
@@ -46,18 +47,26 @@ def test_carried_state_equals_one_pass_over_the_stream() -> None:
     torch.testing.assert_close(carried.c, final.c)
 
 
-def test_k2_window_tokens_get_gradient() -> None:
-    task = _task(k2=8)
+@pytest.mark.parametrize("k2", [8, None])
+def test_k2_window_tokens_get_gradient(k2: int | None) -> None:
+    """With ``k2 = 8`` the last 3 tokens of the previous chunk get gradient through the carried
+    state; without a window (the control) the state is detached and they get none."""
+    torch.manual_seed(0)
+    task = _task(k2=k2)
     first, second = _chunks()[:2]
     task._loss_and_sums(first, "train")
     emb = task.model.inputs.embedding
     emb.weight.grad = None
     loss, _ = task._loss_and_sums(second, "train")
     loss.backward()
-    # Tokens of the window (the last 3 of chunk one) get gradient through the state; the earlier
-    # two, cut off by the detached state, only where they recur elsewhere.
     reached = set(torch.nonzero(emb.weight.grad.abs().sum(-1)).flatten().tolist())
-    assert set(first.x[:, -3:].flatten().tolist()) <= reached
+    # Tokens only the window can reach: in the window, and absent from the chunk itself.
+    only_window = set(first.x[:, -3:].flatten().tolist()) - set(second.x.flatten().tolist())
+    assert only_window, "the seed must give window tokens that chunk two does not repeat"
+    if k2 is None:
+        assert not (only_window & reached)
+    else:
+        assert only_window <= reached
 
 
 def test_reset_every_zeroes_some_streams_by_global_row() -> None:
@@ -96,18 +105,39 @@ def test_ddp_ranks_read_disjoint_rows_of_the_same_global_batch() -> None:
 @pytest.mark.parametrize("optim", ["adam", "adamw", "rmsprop", "sgd"])
 @pytest.mark.parametrize("sched", ["none", "cosine", "step", "plateau", "onecycle"])
 def test_optimisers_and_schedules_step(optim: Any, sched: Any) -> None:
+    """Each optimiser steps its parameters; after 3 steps each schedule's lr is the one its
+    definition gives (computed here by hand, not by the code under test)."""
     model = torch.nn.Linear(3, 2)
+    before = model.weight.detach().clone()
     opt = build_optimizer(model, OptimConfig(name=optim, lr=0.1))
+    assert type(opt).__name__.lower() == optim
     assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]  # no decay on the bias
-    spec = build_scheduler(opt, SchedulerConfig(name=sched), total_steps=10, monitor="val_loss")
+    cfg = SchedulerConfig(name=sched, warmup_steps=2, step_size=2, gamma=0.5, patience=0)
+    spec = build_scheduler(opt, cfg, total_steps=10, monitor="val_loss")
+    lrs = []
     for _ in range(3):
         model(torch.ones(1, 3)).sum().backward()
         opt.step()
         opt.zero_grad()
-        if spec is not None and sched != "plateau":
-            spec["scheduler"].step()
-    if sched == "plateau":
+        if spec is not None:
+            if sched == "plateau":
+                spec["scheduler"].step(1.0)  # a validation loss that never improves
+            else:
+                spec["scheduler"].step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert not torch.equal(model.weight, before)
+    if sched == "none":
+        assert spec is None and lrs == [0.1] * 3
+    elif sched == "cosine":  # step 3: past the 2 warm-up steps, 1/8 of the way down
+        expected = 0.1 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 1 / 8)))
+        assert lrs[-1] == pytest.approx(expected)
+    elif sched == "step":
+        assert lrs == pytest.approx([0.1, 0.05, 0.05])
+    elif sched == "plateau":  # patience 0: halved at each validation after the first
         assert spec is not None and spec["monitor"] == "val_loss"
+        assert lrs == pytest.approx([0.1, 0.05, 0.025])
+    else:  # onecycle: up from max_lr / 25 to max_lr at step 0.3 * 10 - 1 = 2, then down
+        assert 0.1 / 25 < lrs[0] < lrs[1] and lrs[1] == pytest.approx(0.1) and lrs[2] < 0.1
 
 
 def test_cosine_warmup_shape() -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import yaml
 
+from rnnkit.recipes import recipe_path
+
 # app name -> module under rnnkit.apps; the recipe is configs/<name>.yaml
 APPS: dict[str, str] = {
     "language_model": "rnnkit.apps.language_model",
@@ -44,12 +46,6 @@ REQUIRED_FIELDS = (
 )
 
 
-def configs_dir() -> Path:
-    """The repository's ``configs/`` folder (next to ``src/``), or ``RNNKIT_CONFIGS``."""
-    env = os.environ.get("RNNKIT_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
-
-
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` merged into a copy of ``base``, mappings recursively (how ``quick:`` applies)."""
     out = copy.deepcopy(base)
@@ -65,9 +61,7 @@ def app_config(name: str, path: str | Path | None = None, *, quick: bool = False
     """The application's recipe as a dict; ``quick`` merges its ``quick:`` section over the rest."""
     if name not in APPS:
         raise ValueError(f"unknown application {name!r}; choose one of {sorted(APPS)}")
-    file = Path(path) if path is not None else configs_dir() / f"{name}.yaml"
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: no recipe for application {name!r}")
+    file = recipe_path(path if path is not None else name)
     data = yaml.safe_load(file.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{file}: a recipe must be a mapping, got {type(data).__name__}")

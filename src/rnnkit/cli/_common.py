@@ -16,6 +16,19 @@ def fail(message: str) -> int:
     return 2
 
 
+def resolve_configs(args: Sequence[str]) -> list[str]:
+    """``args`` with each ``--config`` value made a file: a path, or a shipped recipe's name."""
+    from rnnkit.recipes import recipe_path
+
+    out = list(args)
+    for i, a in enumerate(out):
+        if a == "--config" and i + 1 < len(out):
+            out[i + 1] = str(recipe_path(out[i + 1]))
+        elif a.startswith("--config="):
+            out[i] = "--config=" + str(recipe_path(a.split("=", 1)[1]))
+    return out
+
+
 def peek_task(args: Sequence[str]) -> str:
     """The experiment's task from ``--task`` or the (last) ``--config`` file; default LM."""
     task = None

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rnnkit.cli._common import resolve_configs
+
 USAGE = __doc__ or ""
 
 
@@ -86,7 +88,8 @@ def main(argv: Sequence[str]) -> int:
             out = Path(ns.out) if ns.out else source
         else:
             out = Path(ns.out or "diagnose")
-            source = _from_config(["--config", ns.config, *rest], out, batches=ns.batches)
+            args = resolve_configs(["--config", ns.config, *rest])
+            source = _from_config(args, out, batches=ns.batches)
         written = write_plots(source, out)
     except ValueError as err:
         print(f"rnnkit diagnose: error: {err}", file=sys.stderr)

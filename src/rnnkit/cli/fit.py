@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rnnkit.cli._common import fail, peek_task
+from rnnkit.cli._common import fail, peek_task, resolve_configs
 
 # The headline metrics printed after a run, in this order, when the run has them.
 SHOWN = (
@@ -28,7 +28,7 @@ def main(args: Sequence[str]) -> int:
     from rnnkit.train.fit import fit
     from rnnkit.train.specs import EXPERIMENTS
 
-    args = list(args)
+    args = resolve_configs(args)
     resume = None
     if "--resume" in args:
         i = args.index("--resume")

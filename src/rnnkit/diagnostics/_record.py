@@ -11,7 +11,9 @@ cell's ``recur`` on the instance, so one forward pass leaves, per cell (layer an
 - ``gates``: the sigmoid gate activations of the step, detached (see `rnnkit.diagnostics.gates`).
 
 Leaving the context restores the layers' own paths. Streaming ``Recurrent.step`` calls are
-recorded too; several forward calls append in call order.
+recorded too: a plain cell's ``native_step`` (torch's fused cell kernel, which would bypass
+``recur``) is replaced on the instance by the exact ``recur(project_input(x), state)``. Several
+forward calls append in call order.
 """
 
 from __future__ import annotations
@@ -76,6 +78,15 @@ def _wrap(trace: CellTrace, retain: bool) -> Callable[..., Any]:
     return recur
 
 
+def _reference_step(cell: RecurrentCell) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+    """The step through the (wrapped) ``recur``: what ``native_step`` computes, but recorded."""
+
+    def step(x: Tensor, state: State) -> tuple[Tensor, State]:
+        return cell.recur(cell.project_input(x), state)
+
+    return step
+
+
 @contextmanager
 def record_steps(model: nn.Module, *, retain_grad: bool = False) -> Iterator[list[CellTrace]]:
     """Record each step of each ``Recurrent`` layer of ``model`` while the context is open.
@@ -101,11 +112,13 @@ def record_steps(model: nn.Module, *, retain_grad: bool = False) -> Iterator[lis
                 suffix = ".reverse" if i % D == 1 else ""
                 trace = CellTrace(f"{name}.layer{i // D}{suffix}", cell)
                 cell.__dict__["recur"] = _wrap(trace, retain_grad)
+                cell.__dict__["native_step"] = _reference_step(cell)
                 cells.append(cell)
                 traces.append(trace)
         yield traces
     finally:
         for cell in cells:
             cell.__dict__.pop("recur", None)
+            cell.__dict__.pop("native_step", None)
         for layer, force in saved:
             layer.force_loop = force
