@@ -106,6 +106,11 @@ def forecast_run(run_dir: str | os.PathLike[str], *, horizon: int) -> dict[str, 
     loaded = load_run(run_dir)
     if loaded.task != "forecasting":
         raise ValueError(f"{run_dir} holds a {loaded.task} model; forecast needs a forecasting run")
+    if loaded.meta.get("encoder"):
+        raise ValueError(
+            f"{run_dir} was trained on your files; forecast them with "
+            f"rnnkit predict --run {run_dir} --input HISTORY.csv"
+        )
     from rnnkit.train.seq_tasks import forecast_ahead
 
     return forecast_ahead(loaded, horizon=horizon)
