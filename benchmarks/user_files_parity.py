@@ -141,18 +141,20 @@ def main() -> None:
         "--run.root", str(ns.out), "--seed", "7",
     ]  # fmt: skip
     gp = write_gunpoint(folder)
+    gp_model = ["--model.bidirectional", "true", "--model.pooling", "mean", "--optim.lr", "0.005"]
+    gp_model += ["--early_stopping.patience", "100"]  # 2 steps an epoch: 5 epochs is too few
     air = write_airline(folder)
     rt = write_rotten_tomatoes(folder)
     cases: dict[str, dict[str, list[str]]] = {
         "gunpoint": {
-            "registry": ["--task", "classification", "--data.source", "gunpoint"],
+            "registry": ["--task", "classification", "--data.source", "gunpoint", *gp_model],
             "file (TRAIN.ts + TEST.ts)": [
                 "--task", "classification", "--data.path", gp["TRAIN"],
-                "--data.test_path", gp["TEST"],
+                "--data.test_path", gp["TEST"], *gp_model,
             ],
             "file (registry's train/val rows as .ts + TEST.ts)": [
                 "--task", "classification", "--data.path", gp["fit"], "--data.val_path", gp["val"],
-                "--data.test_path", gp["TEST"],
+                "--data.test_path", gp["TEST"], *gp_model,
             ],
         },
         "airline": {

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
+from rnnkit.train.predict import predict_run
 
 FAST = [
     "--trainer.max_steps", "6", "--trainer.val_check_interval", "3",
@@ -159,10 +160,25 @@ def test_long_csv_forecasting(tmp_path: Path, capsys: Any) -> None:
     cov = tmp_path / "cov"
     cov.mkdir()
     run = _run(cov, "forecasting", [*data, "--data.future_covariates", "[dow]"], capsys)
-    assert (
-        json.loads((run / "artifact" / "model.json").read_text())["model_config"]["covariate_size"]
-        == 1
-    )
+    meta = json.loads((run / "artifact" / "model.json").read_text())
+    assert meta["model_config"]["covariate_size"] == 1
+    with pytest.raises(ValueError, match=r"future covariates \['dow'\]; give their values"):
+        predict_run(run, input_path=str(tmp_path / "sales.csv"))
+    ahead = ["unique_id,ds,dow"] + [
+        f"{sid},{start + 70 + k},{(70 + k) % 7}" for sid in ("north", "south") for k in range(7)
+    ]
+    (cov / "future.csv").write_text("\n".join(ahead) + "\n", encoding="utf-8")
+    out = cov / "preds.csv"
+    args = ["--input", str(tmp_path / "sales.csv"), "--future", str(cov / "future.csv")]
+    assert main(["predict", "--run", str(run), *args, "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 14 and rows[7]["unique_id"] == "south"
+    late = [ahead[0], ahead[1].replace(str(start + 70), str(start + 71))]
+    (cov / "late.csv").write_text("\n".join(late) + "\n", encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=r"late.csv row 2: the future of series 'north' must start"
+    ):
+        predict_run(run, input_path=str(tmp_path / "sales.csv"), future=str(cov / "late.csv"))
 
 
 def test_conll_tagging(tmp_path: Path, capsys: Any) -> None:

@@ -79,15 +79,18 @@ def predict_run(
     *,
     text: str | None = None,
     out: str | None = None,
-    input: str | None = None,
+    input_path: str | None = None,
+    future: str | None = None,
 ) -> dict[str, Any]:
-    """Language model: score ``text``. Other tasks: predict the user's raw file ``input`` (runs
-    trained on files), else the run's test split, into a CSV."""
+    """Language model: score ``text``. Other tasks: predict the user's raw file ``input_path``
+    (runs trained on files; ``future``: future covariates of the forecast steps), else the run's
+    test split, into a CSV."""
     loaded = load_run(run_dir)
-    if input is not None:
+    if input_path is not None:
         from rnnkit.train.predict_files import predict_file
 
-        return predict_file(loaded, input, Path(out) if out else Path(run_dir) / "predictions.csv")
+        target = Path(out) if out else Path(run_dir) / "predictions.csv"
+        return predict_file(loaded, input_path, target, future=future)
     if loaded.task == "language_model":
         if text is None:
             raise ValueError(

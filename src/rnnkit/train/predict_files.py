@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -63,8 +64,11 @@ def _batched(model: nn.Module, xs: list[np.ndarray]) -> list[torch.Tensor]:
     return out
 
 
-def predict_file(loaded: Any, input_path: str, out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Predict ``input_path`` with ``loaded`` (a `LoadedRun`) into the CSV ``out``."""
+def predict_file(
+    loaded: Any, input_path: str, out: str | os.PathLike[str], *, future: str | None = None
+) -> dict[str, Any]:
+    """Predict ``input_path`` with ``loaded`` (a `LoadedRun`) into the CSV ``out``; ``future``:
+    a forecasting run's future covariates for the forecast steps."""
     from rnnkit.train import user_data
 
     state = _encoder(loaded)
@@ -116,24 +120,59 @@ def predict_file(loaded: Any, input_path: str, out: str | os.PathLike[str]) -> d
         _write(path, ["id", "source", "prediction"], rows)
         return {"predictions": str(path), "rows": len(rows)}
     if kind == "series":
-        return _forecast_file(loaded, state, input_path, path)
+        return _forecast_file(loaded, state, input_path, path, future)
     raise ValueError(f"encoder kind {kind!r} is unknown to this rnnkit")
 
 
+def _future_block(enc: ForecastEncoder, s: Any, future: Any, path: str, scaler: Any) -> np.ndarray:
+    """``(H, C)`` scaled covariates of the forecast steps: past covariates 0 (unknown ahead),
+    future covariates from the ``--future`` file, which must continue ``s`` for H steps."""
+    block = np.zeros((enc.horizon, enc.n_covariates), dtype=np.float64)
+    n_future = enc.n_covariates - enc.n_past
+    if n_future == 0:
+        return block
+    if future is None:
+        raise ValueError(
+            f"this run uses future covariates {enc.columns[1 + enc.n_past :]}; give their values "
+            "for the forecast steps with --future FILE (id, time and those columns)"
+        )
+    match = {f.id: f for f in future.series}
+    if s.id not in match:
+        raise ValueError(f"{path}: series {s.id!r} has no rows in the --future file")
+    f = match[s.id]
+    want = future.next_times(s, 1)[0]
+    expected = pd.Timestamp(want) if isinstance(s.times, pd.DatetimeIndex) else float(want)
+    if f.times[0] != expected:
+        raise ValueError(
+            f"{future.path} row {f.lines[0]}: the future of series {s.id!r} must start at {want}, "
+            "the step after the last time of its history"
+        )
+    if len(f) < enc.horizon:
+        raise ValueError(
+            f"{future.path} rows {f.lines[0]}-{f.lines[-1]}: series {s.id!r} has {len(f)} future "
+            f"steps; the forecast needs {enc.horizon}"
+        )
+    cols = list(range(1 + enc.n_past, len(enc.columns)))
+    block[:, enc.n_past :] = scaler.transform(f.values[: enc.horizon], columns=cols)
+    return block
+
+
 def _forecast_file(
-    loaded: Any, state: dict[str, Any], input_path: str, path: Path
+    loaded: Any,
+    state: dict[str, Any],
+    input_path: str,
+    path: Path,
+    future_path: str | None = None,
 ) -> dict[str, Any]:
     """Forecast ``horizon`` steps past the end of every series of the history file."""
     from rnnkit.train import user_data
 
     d = loaded.experiment.data
     enc = ForecastEncoder.from_dict(state)
-    if enc.n_covariates:
-        raise ValueError(
-            "this run uses covariates; predict --input takes history only for runs without them "
-            "(forecast with covariates through rnnkit test, or retrain without covariates)"
-        )
-    data = user_data.read_series(d, input_path)
+    data = user_data.read_series(d, input_path, freq=enc.freq)
+    future = None
+    if future_path is not None:
+        future = user_data.read_series(d, future_path, future_only=True, freq=enc.freq)
     rows: list[list[Any]] = []
     for s in data.series:
         if len(s) < enc.input_len:
@@ -142,9 +181,15 @@ def _forecast_file(
                 f"steps; the model reads the last {enc.input_len}"
             )
         scaler = enc.scaler_for(s)
-        scaled = scaler.transform(s.values)[-enc.input_len :, :1].astype(np.float32)
+        scaled = scaler.transform(s.values)[-enc.input_len :]  # (T, 1 + C)
+        x = torch.from_numpy(scaled[:, :1].astype(np.float32))[None]  # (1, T, 1)
+        cov = None
+        if enc.n_covariates:
+            ahead = _future_block(enc, s, future, input_path, scaler)
+            both = np.concatenate([scaled[:, 1:], ahead]).astype(np.float32)  # (T + H, C)
+            cov = torch.from_numpy(both)[None]
         with torch.no_grad():
-            mean = loaded.model(torch.from_numpy(scaled)[None]).mean[0, :, 0].numpy()  # (H,)
+            mean = loaded.model(x, covariates=cov).mean[0, :, 0].numpy()  # (H,)
         values = scaler.inverse_transform(mean.astype(np.float64)[:, None], columns=[0])[:, 0]
         times = data.next_times(s, enc.horizon)
         rows.extend([s.id, t, f"{v:.6g}"] for t, v in zip(times, values, strict=True))

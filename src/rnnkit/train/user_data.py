@@ -376,7 +376,11 @@ def build_seq2seq(experiment: Any) -> Built:
 # ---- forecasting ----
 
 
-def read_series(d: SequenceDataConfig, path: str, *, future_only: bool = False) -> Any:
+def read_series(
+    d: SequenceDataConfig, path: str, *, future_only: bool = False, freq: str | None = None
+) -> Any:
+    """A long-format file with the recipe's columns; ``freq`` (the training file's) is given for
+    later files, which may be too short to infer it."""
     return read_long_series(
         path,
         id_col=d.id_col,
@@ -384,7 +388,7 @@ def read_series(d: SequenceDataConfig, path: str, *, future_only: bool = False) 
         target_col=d.target_col,
         past_covariates=d.past_covariates,
         future_covariates=d.future_covariates,
-        freq=d.freq,
+        freq=freq or d.freq,
         fmt=_syntax(d),
         need_future_only=future_only,
     )
@@ -402,8 +406,8 @@ def build_forecaster(experiment: Any, *, series: LongSeries | None = None) -> Bu
             "read past covariates of future steps, which are not known)"
         )
     data = series if series is not None else read_series(d, d.path)
-    val = read_series(d, d.val_path) if d.val_path and series is None else None
-    test = read_series(d, d.test_path) if d.test_path and series is None else None
+    val = read_series(d, d.val_path, freq=data.freq) if d.val_path and series is None else None
+    test = read_series(d, d.test_path, freq=data.freq) if d.test_path and series is None else None
     parts_by_series = split_series(
         data,
         val=val,
