@@ -127,6 +127,10 @@ def test_text_csv_classification(tmp_path: Path, capsys: Any) -> None:
     rows_out = _predict(run, tmp_path / "new.jsonl", capsys)
     assert [r["id"] for r in rows_out] == ["1", "2"]  # no id column: the file rows
     assert {r["prediction"] for r in rows_out} <= {"pos", "neg"}
+    off = ["--evaluate.baselines", "false", "--run.root", str(tmp_path), "--run.name", "off"]
+    assert main(["fit", "--task", "classification", *data, *FAST, *off]) == 0
+    summary = json.loads((tmp_path / "off" / "summary.json").read_text())
+    assert "test_accuracy" in summary["metrics"] and "verdict" not in summary
 
 
 def test_long_csv_forecasting(tmp_path: Path, capsys: Any) -> None:
