@@ -26,9 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rnnkit.models import LanguageModel
     from rnnkit.recipes import recipe_path
     from rnnkit.train.experiment_io import parse_experiment
-    from rnnkit.train.fit import build, fit
-    from rnnkit.train.lm_task import sample_text
     from rnnkit.train.specs import LanguageModelExperiment
+    from rnnkit.train.tasks.lm import sample_text
+    from rnnkit.train.trainer import build, fit
 
     args = list(sys.argv[1:] if argv is None else argv)
     recipe = recipe_path("demo_charlm")

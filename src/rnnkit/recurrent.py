@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.cells import CELLS, RecurrentCell, ScanCell
-from rnnkit.types import LSTMState, State
+from rnnkit.types import LSTMState, State, map_state
 
 # torch.nn.RNNBase.mode -> (rnnkit cell name, cell options that mode implies)
 _TORCH_MODES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -239,7 +239,7 @@ class Recurrent(nn.Module):
         if T == 0:
             raise ValueError(f"x has no time steps: shape {tuple(x.shape)}")
         if unbatched and state is not None:
-            state = _map_state(state, lambda s: s.unsqueeze(1))
+            state = map_state(state, lambda s: s.unsqueeze(1))
         mask = None
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B)
@@ -261,7 +261,7 @@ class Recurrent(nn.Module):
             out, final = self._run_layers(x, state, lengths, mask, path=path)
         self.last_path = f"{path} ({reason})"
         if unbatched:
-            return out.squeeze(1), _map_state(final, lambda s: s.squeeze(1))
+            return out.squeeze(1), map_state(final, lambda s: s.squeeze(1))
         if self.batch_first:
             out = out.transpose(0, 1)  # (B, T, D*O)
         return out, final
@@ -289,7 +289,7 @@ class Recurrent(nn.Module):
             self._check_state(state, B)
         if len(cells) == 1:  # the common streaming case: no stacking copies
             y, s = cells[0](x, _index(state, 0))
-            return y, _map_state(s, lambda t: t.unsqueeze(0))
+            return y, map_state(s, lambda t: t.unsqueeze(0))
         new_states = []
         y = x
         for layer, cell in enumerate(cells):
@@ -550,12 +550,6 @@ def _stack(states: Sequence[State]) -> State:
             torch.stack([s.c for s in states]),  # type: ignore[union-attr]
         )
     return torch.stack(states)  # type: ignore[arg-type]
-
-
-def _map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
-    if isinstance(state, LSTMState):
-        return LSTMState(fn(state.h), fn(state.c))
-    return fn(state)
 
 
 def _map_hx(hx: Any, fn: Callable[[Tensor], Tensor]) -> Any:

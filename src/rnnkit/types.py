@@ -15,6 +15,7 @@ Tensors are time-major ``(T, B, ·)`` inside the library; ``batch_first=True`` l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeAlias
 
@@ -34,6 +35,34 @@ class LSTMState(NamedTuple):
 
 State: TypeAlias = Tensor | LSTMState
 """A cell's or layer's recurrent state: one tensor (Elman, GRU, minGRU, minLSTM) or an LSTMState."""
+
+
+# The state helpers live here, once, so every layer (recurrent, models, diagnostics, train) shares
+# them without importing upwards.
+def map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
+    """Apply ``fn`` to every tensor of ``state``."""
+    if isinstance(state, LSTMState):
+        return LSTMState(fn(state.h), fn(state.c))
+    return fn(state)
+
+
+def detach_state(state: State) -> State:
+    """A copy of ``state`` cut from the autograd graph (truncated BPTT, generation, recording)."""
+    return map_state(state, lambda t: t.detach())
+
+
+def state_tensors(state: State | None) -> list[Tensor]:
+    """``state`` as a plain list (``[]``, ``[h]`` or ``[h, c]``), for checkpoints and reductions."""
+    if state is None:
+        return []
+    return [state.h, state.c] if isinstance(state, LSTMState) else [state]
+
+
+def state_from_tensors(tensors: list[Tensor]) -> State | None:
+    """The inverse of `state_tensors`."""
+    if not tensors:
+        return None
+    return LSTMState(tensors[0], tensors[1]) if len(tensors) == 2 else tensors[0]
 
 
 @dataclass

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rnnkit.apps import app_config, run_app
-from rnnkit.apps._dates_gen import all_formats, make_splits, render
 from rnnkit.apps.dates import check_config, dateutil_parse
+from rnnkit.data.dates import all_formats, make_splits, render
 
 
 def test_generator_is_seeded_disjoint_and_consistent() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from rnnkit.apps import app_config, run_app
+from rnnkit.data.lm_stream import load_corpus
 from rnnkit.evaluate import NGram
 from rnnkit.train.config import TextDataConfig
-from rnnkit.train.lm_data import load_corpus
 
 
 def test_quick_run_beats_the_unigram(tmp_path: Path) -> None:

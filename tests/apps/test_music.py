@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 
 import pytest
@@ -29,6 +30,10 @@ def test_quick_music_beats_unigram(tmp_path) -> None:
     assert uni["value"] < math.log(uni["vocab_size"])
     for name in ("pianoroll.png", "val_curve.png", "test_chorale.mid", "generated_0.mid"):
         assert (tmp_path / name).stat().st_size > 0, name
+    run = tmp_path / "runs" / "music-seed0"  # a normal run directory: predict/generate read it
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["test_loss"] == pytest.approx(uni["value"])
+    assert (run / "artifact" / "model.safetensors").is_file()
     assert (tmp_path / "generated_0.mid").read_bytes()[:4] == b"MThd"
 
 
@@ -52,8 +57,12 @@ def test_vocab_maps_rare_notes_to_unk() -> None:
 
 def test_bad_recipe_names_the_field(tmp_path) -> None:
     cfg = app_config("music", quick=True)
-    cfg["train"]["lr"] = 0
-    with pytest.raises(ValueError, match=r"'train\.lr'"):
+    cfg["experiment"]["optim"]["lr"] = 0
+    with pytest.raises(ValueError, match=r"optim\.lr must be > 0"):
+        check_config(cfg)
+    cfg = app_config("music", quick=True)
+    cfg["experiment"]["trainer"]["max_epoch"] = 3
+    with pytest.raises(ValueError, match=r"unknown key 'trainer\.max_epoch'"):
         check_config(cfg)
     cfg = app_config("music", quick=True)
     cfg["baselines"]["k_grid"] = []

@@ -173,8 +173,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "parity_classifier.ya
 def test_with_rnnkit_fit_and_diagnose_config(tmp_path: Path) -> None:
     """The callback on the project's own task modules, and `diagnose --config` without training."""
     from rnnkit.train.experiment_io import parse_experiment
-    from rnnkit.train.fit import fit
     from rnnkit.train.specs import EXPERIMENTS
+    from rnnkit.train.trainer import fit
 
     args = ["--config", str(CONFIG), "--trainer.max_steps", "20", "--run.root", str(tmp_path)]
     args += ["--run.name", "parity", "--trainer.enable_progress_bar", "false"]

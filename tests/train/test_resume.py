@@ -8,8 +8,8 @@ import lightning as L
 import pytest
 import torch
 
-from rnnkit.train.fit import fit
 from rnnkit.train.run import load_checkpoint
+from rnnkit.train.trainer import fit
 
 
 class _Kill(L.Callback):

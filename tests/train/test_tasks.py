@@ -25,7 +25,6 @@ from rnnkit.train.config import (
     SequenceDataConfig,
     TrainerConfig,
 )
-from rnnkit.train.fit import build, fit
 from rnnkit.train.predict import forecast_run, predict_run
 from rnnkit.train.specs import (
     ClassificationExperiment,
@@ -38,6 +37,7 @@ from rnnkit.train.specs import (
     TaggerSpec,
     TaggingExperiment,
 )
+from rnnkit.train.trainer import build, fit
 
 
 @pytest.mark.parametrize(
@@ -154,8 +154,8 @@ def test_seq2seq_learns_reversal(tmp_path: Path) -> None:
 
 
 def test_language_model_reads_a_folder_of_text_files(tmp_path: Path) -> None:
+    from rnnkit.data.lm_stream import load_corpus
     from rnnkit.train.config import TextDataConfig
-    from rnnkit.train.lm_data import load_corpus
 
     folder = tmp_path / "books"
     (folder / "b").mkdir(parents=True)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
+from rnnkit.data.lm_stream import StreamBatch, StreamLoader
 from rnnkit.models import LanguageModel, LanguageModelConfig
 from rnnkit.train.config import OptimConfig, SchedulerConfig
-from rnnkit.train.lm_data import StreamBatch, StreamLoader
 from rnnkit.train.optim import build_optimizer, build_scheduler, cosine_with_warmup
 from rnnkit.train.tasks import LanguageModelTask
 

@@ -1,6 +1,6 @@
 """Date normalisation: human-written dates in five languages -> ISO ``YYYY-MM-DD``, char to char.
 
-Data: `rnnkit.apps._dates_gen` (seeded, synthetic; test dates never occur in training, and one
+Data: `rnnkit.data.dates` (seeded, synthetic; test dates never occur in training, and one
 format is held out of training entirely). Model: `rnnkit.models.Seq2Seq`, a GRU encoder–decoder
 with Bahdanau attention, against the same network without attention, trained with the same
 budget. Baselines: the most frequent training target, and a hand-written parser
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.apps._common import record, seed_all, timer
-from rnnkit.apps._dates_gen import DateSplits, all_formats, make_splits, two_digit_year
+from rnnkit.data.dates import DateSplits, all_formats, make_splits, two_digit_year
 from rnnkit.data.text import Vocab
 from rnnkit.models import Seq2Seq, Seq2SeqConfig
 

@@ -30,6 +30,9 @@ import numpy as np
 
 from rnnkit.apps._common import merge, record
 from rnnkit.evaluate import NGram
+from rnnkit.train import build, fit
+from rnnkit.train.experiment_io import experiment_from_dict
+from rnnkit.train.tasks.lm import sample_text
 
 APP = "language_model"
 TOP_KEYS = ("app", "experiment", "corpora", "ngram_k", "sample")
@@ -96,8 +99,6 @@ def _experiment(
     config: dict[str, Any], corpus: dict[str, Any], *, cell: str, seed: int, root: Path
 ) -> Any:
     """The `LanguageModelExperiment` of one (corpus, cell, seed), checked like ``rnnkit fit``."""
-    from rnnkit.train.experiment_io import experiment_from_dict
-
     over = {k: v for k, v in corpus.items() if k not in CORPUS_KEYS}
     data = merge(config["experiment"], over)
     data = merge(
@@ -178,30 +179,19 @@ class _Curve(L.Callback):
 
 
 def _train_one(experiment: Any) -> dict[str, Any]:
-    """Fit, then score the best-on-validation weights on the whole test block."""
-    from rnnkit.train.fit import build, fit
-
+    """Fit, then score the best-on-validation checkpoint on the whole test block."""
     run_dir = Path(experiment.run.root) / str(experiment.run.name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
     start, cpu0 = time.perf_counter(), time.process_time()
     built = build(experiment)
     curve = _Curve()
-    result = fit(experiment, built=built, callbacks=[curve])  # ends on the best checkpoint
-    tester = L.Trainer(
-        accelerator=experiment.trainer.accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    test = tester.test(built.module, datamodule=built.datamodule, verbose=False)[0]
+    result = fit(experiment, built=built, callbacks=[curve], test=True)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)  # the artifact stays
     return {
         "built": built,
-        "test_bits": float(test["test_bpc"]),
+        "test_bits": float(result.metrics["test_bpc"]),
         "val_bits": float(result.metrics["val_bpc"]),
         "curve": curve.points,
         "steps": int(result.summary.get("steps", 0)),
@@ -259,8 +249,6 @@ def _plot(panels: list[dict[str, Any]], path: Path) -> None:
 def run(
     config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
 ) -> list[dict[str, Any]]:
-    from rnnkit.train.lm_task import sample_text
-
     if not seeds:
         raise ValueError(f"{APP}: at least one seed is needed")
     _check_recipe(config)

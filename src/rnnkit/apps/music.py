@@ -16,9 +16,11 @@ bigram (`rnnkit.evaluate.NGram`, add-k smoothing with k chosen on the validation
 exactly the same tokens with the same vocabulary: the unigram never predicts ``<bos>``, the
 bigram's first prediction of a chorale is conditioned on ``<bos>``.
 
-Model: `rnnkit.models.LanguageModel` trained here with AdamW, gradient clipping and early stopping
-on the validation chorales' NLL (the best epoch's weights are kept); the test split is scored
-once.
+Model: `rnnkit.models.LanguageModel` trained by the library's trainer (`rnnkit.train.fit` on the
+recipe's ``experiment:``, a `LanguageModelExperiment` with ``data.mode: sequences``: padded
+chorales bucketed by length, the loss masked past each one), AdamW, gradient clipping and early
+stopping on the validation chorales' NLL; the best checkpoint is restored and scores the test
+split once. Each seed leaves a run directory under ``runs/``.
 
 Outputs in ``out_dir``: ``generated_<i>.mid`` (chorale melodies sampled from the first seed's model,
 written with music21), ``test_chorale.mid`` (a real held-out melody), ``pianoroll.png`` (generated
@@ -27,22 +29,22 @@ vs real) and ``val_curve.png`` (validation NLL per epoch against the baselines).
 
 from __future__ import annotations
 
-import copy
 import importlib.util
-import math
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from rnnkit.apps._common import record, seed_all, timer
-from rnnkit.data.batching import BucketSampler
+from rnnkit.apps._common import merge, record, timer
 from rnnkit.evaluate import NGram, bits_per_token
-from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.train import DataParts, build, fit
+from rnnkit.train.experiment_io import experiment_from_dict
 
 APP = "music"
 BOS, EOS, UNK = 0, 1, 2
@@ -84,10 +86,7 @@ def check_config(config: dict[str, Any]) -> None:
         if not isinstance(v, (int, float)) or not 0.0 < v < 0.5:
             raise ValueError(f"music recipe: field 'data.{name}' must be in (0, 0.5), got {v!r}")
     _positive("tokens", _section(config, "tokens"), "min_count")
-    model = _section(config, "model")
-    _positive("model", model, "embedding_dim", "hidden_size", "num_layers")
-    train = _section(config, "train")
-    _positive("train", train, "epochs", "batch_size", "lr", "clip", "patience")
+    experiment(config, seed=0, root=Path("runs"))  # checked like `rnnkit fit` checks a recipe
     grid = _section(config, "baselines").get("k_grid")
     if (
         not isinstance(grid, list)
@@ -168,84 +167,53 @@ def fit_ngrams(
 # ---- the model ----
 
 
-def _batch(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
-    x = torch.full((len(seqs), int(lengths.max())), EOS, dtype=torch.int64)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = torch.tensor(s, dtype=torch.int64)
-    return x, lengths
+def experiment(config: dict[str, Any], *, seed: int, root: Path) -> Any:
+    """The recipe's ``experiment:`` as one seed's `LanguageModelExperiment` (sequences mode)."""
+    fixed = {
+        "task": "language_model",
+        "seed": seed,
+        "data": {"mode": "sequences"},
+        "run": {"root": str(root), "name": f"music-seed{seed}", "plot": False},
+        "sample_chars": 0,
+    }
+    try:
+        return experiment_from_dict(merge(_section(config, "experiment"), fixed))
+    except ValueError as err:
+        raise ValueError(f"music recipe, field 'experiment': {err}") from None
 
 
-@torch.no_grad()
-def lm_nll(model: LanguageModel, seqs: Sequence[Sequence[int]], batch_size: int = 64) -> float:
-    """Mean NLL (nats) per predicted token (every token after ``<bos>``) over ``seqs``."""
-    was = model.training
-    model.eval()
-    total, count = 0.0, 0
-    seqs = sorted(seqs, key=len)  # similar lengths together; the mean does not depend on order
-    for i in range(0, len(seqs), batch_size):
-        x, lengths = _batch(seqs[i : i + batch_size])
-        inp, tgt, n = x[:, :-1], x[:, 1:], lengths - 1
-        logits = model(inp, lengths=n).logits  # (B, T-1, V)
-        mask = torch.arange(inp.shape[1])[None, :] < n[:, None]
-        total += float(F.cross_entropy(logits[mask], tgt[mask], reduction="sum"))
-        count += int(mask.sum())
-    model.train(was)
-    return total / count
+class _Curve(L.Callback):
+    """Validation NLL (nats per note) after each epoch of fitting."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.values.append(float(trainer.callback_metrics["val_loss"]))
 
 
 def train_lm(
-    train: Sequence[Sequence[int]],
-    val: Sequence[Sequence[int]],
+    encoded: dict[str, list[list[int]]],
     vocab_size: int,
     config: dict[str, Any],
+    *,
     seed: int,
-) -> tuple[LanguageModel, list[float], int]:
-    """AdamW + clipping, early stopping on validation NLL; returns the best model, the
-    validation curve (one value per epoch) and the best epoch (1-based)."""
-    seed_all(seed)
-    m, t = config["model"], config["train"]
-    model = LanguageModel(
-        LanguageModelConfig(
-            vocab_size=vocab_size,
-            embedding_dim=int(m["embedding_dim"]),
-            cell=m.get("cell", "lstm"),
-            hidden_size=int(m["hidden_size"]),
-            num_layers=int(m["num_layers"]),
-            dropout=float(m.get("dropout", 0.0)),
-            tie_weights=bool(m.get("tie_weights", False)),
-        )
-    )
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=float(t["lr"]), weight_decay=float(t.get("weight_decay", 0.01))
-    )
-    bs, clip = int(t["batch_size"]), float(t["clip"])
-    sampler = BucketSampler(  # batches of similar length: less padding
-        [len(s) for s in train],
-        batch_size=bs,
-        pool_batches=int(t.get("pool_batches", 4)),
-        seed=seed,
-    )
-    curve: list[float] = []
-    best, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
-    for epoch in range(1, int(t["epochs"]) + 1):
-        model.train()
-        sampler.set_epoch(epoch)
-        for idx in sampler:
-            x, lengths = _batch([train[j] for j in idx])
-            loss = model.loss(x, lengths=lengths)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-        v = lm_nll(model, val)
-        curve.append(v)
-        if v < best:
-            best, best_epoch, best_state = v, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= int(t["patience"]):
-            break
-    model.load_state_dict(best_state)
-    return model, curve, best_epoch
+    root: Path,
+) -> tuple[LanguageModel, list[float], int, float]:
+    """Fit through `rnnkit.train`; returns the best-on-validation model, the validation curve
+    (one value per epoch), the best epoch (1-based) and the test NLL (nats per note)."""
+    exp = experiment(config, seed=seed, root=root)
+    run_dir = root / str(exp.run.name)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+    data = DataParts(encoded["train"], encoded["val"], encoded["test"], {"vocab_size": vocab_size})
+    built = build(exp, data=data)
+    curve = _Curve()
+    result = fit(exp, built=built, callbacks=[curve], test=True)  # ends on the best checkpoint
+    model: LanguageModel = built.module.model.eval()
+    best_epoch = int(np.argmin(curve.values)) + 1
+    return model, curve.values, best_epoch, float(result.metrics["test_loss"])
 
 
 def generate(
@@ -407,8 +375,10 @@ def run(
     first_model: LanguageModel | None = None
     for seed in seeds:
         with timer() as t:
-            model, curve, best_epoch = train_lm(enc["train"], enc["val"], V, config, seed)
-            lm_test.append(lm_nll(model, enc["test"]))
+            model, curve, best_epoch, test_nll = train_lm(
+                enc, V, config, seed=seed, root=out_dir / "runs"
+            )
+            lm_test.append(test_nll)
         walls.append(t["s"])
         curves[seed], best_epochs[seed] = curve, best_epoch
         if first_model is None:
@@ -455,10 +425,10 @@ def run(
         "samples_reaching_eos": f"{ended}/{stats['generated']['melodies']}",
         "melody_stats": stats,
         "max_notes": int(gen["max_notes"]),
+        "runs": [str(out_dir / "runs" / f"music-seed{s}") for s in seeds],
     }
-    model_name = (
-        f"{config['model'].get('cell', 'lstm').upper()} LM (H={config['model']['hidden_size']})"
-    )
+    spec = experiment(config, seed=seeds[0], root=out_dir / "runs").model
+    model_name = f"{spec.cell.upper()} LM (H={spec.hidden_size})"
     records = []
     for baseline, unit, headline in (
         ("bigram", "nats", True),

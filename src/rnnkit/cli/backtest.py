@@ -18,8 +18,19 @@ def _take(args: list[str], flag: str) -> str | None:
     return value
 
 
+def _registry(experiment: object, origins: int, refit: bool) -> int:
+    """A registry series (``data.source``): `rnnkit.evaluate.backtest`, one series, no baselines."""
+    from rnnkit.evaluate.backtest import backtest
+
+    result = backtest(experiment, origins=origins, refit=refit)
+    for origin, m in zip(result.origins, result.metrics, strict=True):
+        print(f"origin at step {origin.train_end}: model mae {m['mae']:.4g}, rmse {m['rmse']:.4g}")
+    print(f"mean: mae {result.mean['mae']:.4g}, rmse {result.mean['rmse']:.4g} (scaled units)")
+    return 0
+
+
 def main(args: Sequence[str]) -> int:
-    from rnnkit.train.backtest import backtest
+    from rnnkit.evaluate.file_backtest import backtest
     from rnnkit.train.experiment_io import parse_experiment
     from rnnkit.train.specs import EXPERIMENTS
 
@@ -45,6 +56,10 @@ def main(args: Sequence[str]) -> int:
     if task != "forecasting":
         return fail(f"rnnkit backtest needs a forecasting recipe; this one is {task!r}")
     experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit backtest")
+    if experiment.data.path is None:
+        if step is not None:
+            return fail("--step applies to recipes with data.path (your files)")
+        return _registry(experiment, int(origins), refit)
     report = backtest(
         experiment, origins=int(origins), refit=refit, step=int(step) if step else None
     )

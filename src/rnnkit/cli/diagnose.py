@@ -27,8 +27,8 @@ def _from_config(args: list[str], out: Path, *, batches: int) -> Path:
     from rnnkit.diagnostics.callback import GradientDiagnostics
     from rnnkit.diagnostics.flow import gradient_flow
     from rnnkit.train.experiment_io import parse_experiment
-    from rnnkit.train.fit import build
     from rnnkit.train.specs import EXPERIMENTS
+    from rnnkit.train.trainer import build
 
     task = peek_task(args)
     if task not in EXPERIMENTS:

@@ -9,7 +9,8 @@ from rnnkit.cli._common import run_parser
 
 
 def _evaluate(command: str, args: Sequence[str]) -> int:
-    from rnnkit.train.fit import evaluate, test_report
+    from rnnkit.evaluate.reference import test_report
+    from rnnkit.train.trainer import evaluate
 
     ns = run_parser(command).parse_args(list(args))
     if command == "test":

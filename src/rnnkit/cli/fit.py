@@ -24,8 +24,8 @@ SHOWN = (
 
 
 def main(args: Sequence[str]) -> int:
+    from rnnkit.evaluate.reference import fit_and_judge
     from rnnkit.train.experiment_io import parse_experiment
-    from rnnkit.train.fit import fit
     from rnnkit.train.specs import EXPERIMENTS
 
     args = resolve_configs(args)
@@ -46,7 +46,7 @@ def main(args: Sequence[str]) -> int:
             "  --resume RUN_DIR     continue RUN_DIR/checkpoints/last.ckpt to the same result\n"
         )
     experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit fit")
-    result = fit(experiment, resume=resume)
+    result = fit_and_judge(experiment, resume=resume)
     if result.summary:
         m = result.metrics
         shown = ", ".join(f"{k} {m[k]:.4g}" for k in SHOWN if k in m)

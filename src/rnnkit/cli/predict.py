@@ -11,8 +11,8 @@ from rnnkit.cli._common import fail, run_parser
 
 def generate(args: Sequence[str]) -> int:
     from rnnkit.models import LanguageModel
-    from rnnkit.train.lm_task import sample_text
     from rnnkit.train.predict import load_run
+    from rnnkit.train.tasks.lm import sample_text
 
     parser = run_parser("generate")
     parser.add_argument("--prompt", type=str, default="\n", help="text that primes the state")

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.data._registry import DatasetInfo, DataSplits, _seeded_split, register
 from rnnkit.data.batching import SequenceDataset
-from rnnkit.data.datasets import DatasetInfo, DataSplits, _seeded_split, register
 
 _STEP = 0.25  # quarter lengths per piano-roll row (a sixteenth note)
 

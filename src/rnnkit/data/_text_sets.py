@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rnnkit.data._registry import DatasetInfo, DataSplits, _seeded_split, package_dir, register
 from rnnkit.data.batching import SequenceDataset
-from rnnkit.data.datasets import DatasetInfo, DataSplits, _seeded_split, package_dir, register
 from rnnkit.data.text import Vocab, read_text, word_tokenize
 
 

@@ -7,6 +7,7 @@ scalar label, a per-step array ``(T, ...)``, or None. Shapes are checked here, w
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -202,3 +203,19 @@ class BucketSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         full, rest = divmod(len(self.lengths), self.batch_size)
         return full if self.drop_last else full + (rest > 0)
+
+
+def word_dropout(batch: Batch, *, p: float, unk_id: int, generator: Any = None) -> Batch:
+    """Replace each real token of ``batch.x`` ``(B, T)`` by ``unk_id`` with probability ``p``.
+
+    A regulariser for token inputs (Iyyer et al. 2015; Bowman et al. 2016): the model cannot lean
+    on any single word. Padding stays padding; targets are untouched. Applied to training batches
+    only (the trainer's ``train_transform``).
+    """
+    if p <= 0.0:
+        return batch
+    if batch.x.is_floating_point():
+        raise ValueError("word dropout needs token-id inputs (B, T); these inputs are features")
+    draw = torch.rand(batch.x.shape, device=batch.x.device, generator=generator)
+    drop = (draw < p) & batch.mask.to(batch.x.device)  # type: ignore[union-attr]
+    return dataclasses.replace(batch, x=batch.x.masked_fill(drop, unk_id))

@@ -1,76 +1,33 @@
 """The offline registry of real data sets: `load(name, **opts)` and `list_datasets()`.
 
 Every set is read from files that an installed package ships; nothing downloads. This module holds
-the registry and the numeric sets (sktime, statsmodels, scikit-learn); text, seq2seq and
+the entry points and the numeric sets (sktime, statsmodels, scikit-learn); text, seq2seq and
 music sets live in `rnnkit.data._text_sets`, which registers itself on import. Origins and licences:
 ``docs/data.md``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 
+from rnnkit.data._registry import (  # noqa: F401  (re-exported: the registry's public names)
+    _REGISTRY,
+    DatasetInfo,
+    DataSplits,
+    LabelledSeries,
+    Loader,
+    _seeded_split,
+    package_dir,
+    register,
+)
 from rnnkit.data._scalers import StandardScaler
 from rnnkit.data.batching import SequenceDataset
 from rnnkit.data.series import load_csv, prepare_forecasting, time_split
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a registered set is and where it comes from."""
-
-    name: str
-    task: str  # "classification", "forecasting", "anomaly", "language-model", "seq2seq", "music"
-    description: str
-    size: str
-    source: str  # the package and file it is read from
-    licence: str
-    extra: str = "datasets"  # the pip extra that installs its package
-
-
-@dataclass
-class DataSplits:
-    """Ready splits of one set. ``val`` is None where a set has no validation split by default."""
-
-    info: DatasetInfo
-    train: Any
-    val: Any | None
-    test: Any
-    meta: dict[str, Any] = field(default_factory=dict)  # classes, vocab, scaler, fitted state
-
-
-@dataclass
-class LabelledSeries:
-    """One long series with a label per step (anomaly detection)."""
-
-    x: Tensor  # (N, C) float32, scaled with training statistics
-    y: Tensor  # (N,) int64 labels
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-Loader = Callable[..., DataSplits]
-_REGISTRY: dict[str, tuple[DatasetInfo, Loader]] = {}
-
-
-def register(info: DatasetInfo) -> Callable[[Loader], Loader]:
-    """Decorator adding a loader under ``info.name``."""
-
-    def wrap(fn: Loader) -> Loader:
-        _REGISTRY[info.name] = (info, fn)
-        return fn
-
-    return wrap
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -90,23 +47,6 @@ def load(name: str, **opts: Any) -> DataSplits:
 
 def _load_text_sets() -> None:
     import rnnkit.data._text_sets  # noqa: F401  (registers on import)
-
-
-def package_dir(package: str) -> Path:
-    """A package's folder found without importing it; a `ValueError` says which extra installs
-    it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"package {package!r} is not installed; it ships this data set")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _seeded_split(
-    n: int, *, val_fraction: float, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
-    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
 # ---- sequence classification (sktime, official train/test splits) ----

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from rnnkit.cells import RecurrentCell
 from rnnkit.diagnostics.gates import gate_values
 from rnnkit.recurrent import Recurrent
-from rnnkit.types import LSTMState, State
+from rnnkit.types import LSTMState, State, detach_state
 
 
 @dataclass
@@ -48,12 +48,6 @@ class CellTrace:
         return len(self.h)
 
 
-def _detach(state: State) -> State:
-    if isinstance(state, LSTMState):
-        return LSTMState(state.h.detach(), state.c.detach())
-    return state.detach()
-
-
 def find_layers(model: nn.Module) -> list[tuple[str, Recurrent]]:
     """Every ``Recurrent`` layer of ``model`` with its module name (``"rnn"`` for a bare layer)."""
     return [(name or "rnn", m) for name, m in model.named_modules() if isinstance(m, Recurrent)]
@@ -69,7 +63,7 @@ def _wrap(trace: CellTrace, retain: bool) -> Callable[..., Any]:
             h.retain_grad()
         trace.h.append(h)
         trace.xp.append(xp.detach())
-        trace.state_in.append(_detach(state))
+        trace.state_in.append(detach_state(state))
         trace.noise.append(None if noise is None else noise.detach())
         for gate, value in gate_values(trace.cell, xp, state, noise, h).items():
             trace.gates.setdefault(gate, []).append(value)

@@ -8,6 +8,7 @@ count as beating. ``evaluate.baselines: false`` in a recipe skips all of it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -207,3 +208,96 @@ def tagging_baselines(
             pred.append(seen.most_common(1)[0][0] if seen else default)
             gold.append(int(g))
     return {"most_frequent_tag": _class_scores(gold, pred)}
+
+
+# ---- runs on the user's files: score the suite of a `Built`, report beside the model ----
+
+
+def baselines_of(user: Any, model: Any, *, dtw_max_cells: float) -> tuple[dict[str, float], Scores]:
+    """Extra model metrics (seq2seq: BLEU, chrF of greedy decodes) and the baseline scores of
+    a run on the user's files (``user``: its `rnnkit.train.user_data.UserFiles`)."""
+    r = user.reference
+    if user.kind in ("classification", "regression"):
+        return {}, series_baselines(
+            r["train"], r["test"], regression=user.kind == "regression", dtw_max_cells=dtw_max_cells
+        )
+    if user.kind == "text":
+        return {}, text_baselines(r["train"], r["val"], r["test"])
+    if user.kind == "tagging":
+        return {}, tagging_baselines(r["train"], r["test"])
+    if user.kind == "forecasting":
+        return {}, forecast_baselines(
+            r["series"],
+            r["origins"],
+            horizon=r["horizon"],
+            season=r["season"],
+            naive_scale=r["naive_scale"],
+        )
+    if user.kind == "seq2seq":
+        from rnnkit.data.formats.encode import PairEncoder
+        from rnnkit.train.user_data import greedy_strings
+
+        enc = PairEncoder.from_dict(user.encoder)
+        outputs = greedy_strings(model, enc, r["test_sources"], r["max_len"])
+        mine = text_scores(outputs, r["test_targets"])
+        return mine, seq2seq_baselines(r["train_targets"], r["test_targets"])
+    raise ValueError(f"no baseline suite for {user.kind!r}")
+
+
+def judge(built: Any, metrics: dict[str, float], experiment: Any) -> dict[str, Any]:
+    """The baselines and the verdict of a run whose ``test_*`` metrics are in ``metrics``;
+    {} unless the run is on the user's files with ``evaluate.baselines`` on."""
+    user = built.user_files
+    if user is None or not experiment.evaluate.baselines:
+        return {}
+    model = built.module.model.eval()
+    extra, scores = baselines_of(user, model, dtw_max_cells=experiment.evaluate.dtw_max_cells)
+    mine = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
+    mine.update(extra)
+    return {"test_extra": extra, "baselines": scores, "verdict": verdict(user.kind, mine, scores)}
+
+
+def _update_summary(run_dir: Any, entries: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    from rnnkit.train.run import atomic_write_text
+
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        return
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary.update(entries)
+    atomic_write_text(path, json.dumps(summary, indent=2))
+
+
+def fit_and_judge(experiment: Any, *, resume: str | None = None) -> Any:
+    """`rnnkit.train.fit`, then, for runs on the user's files, the baselines on the same test
+    split and the verdict, added to the result's and ``summary.json``'s summary."""
+    from rnnkit.train.trainer import build, fit
+
+    built = build(experiment)
+    result = fit(experiment, resume=resume, built=built)
+    if result.summary:
+        report = judge(built, result.metrics, experiment)
+        if report:
+            result.summary.update(report)
+            _update_summary(result.run_dir, report)
+    return result
+
+
+def test_report(run_dir: str) -> dict[str, Any]:
+    """``rnnkit test``: the run's test metrics and, for runs on the user's files, the baselines
+    on the same split with the verdict; stored as ``summary.json``'s ``"test"`` entry too."""
+    from rnnkit.train.artifact import load_run
+    from rnnkit.train.trainer import build, evaluate
+
+    loaded = load_run(run_dir)
+    metrics = evaluate(run_dir, stage="test")
+    report: dict[str, Any] = {"metrics": metrics}
+    built = build(loaded.experiment)
+    if built.user_files is not None:
+        built.module.model.load_state_dict(loaded.model.state_dict())
+        report["data"] = {"split": built.user_files.split}
+        report.update(judge(built, metrics, loaded.experiment))
+    _update_summary(run_dir, {"test": report})
+    return report

@@ -6,16 +6,16 @@ Models are batch first at their boundary: ``x`` is ``(B, T, I)`` features or ``(
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import CELL_NAMES
 from rnnkit.recurrent import Recurrent
-from rnnkit.types import LSTMState, State
+from rnnkit.types import LSTMState, State, detach_state, map_state  # noqa: F401 (re-exported)
 
-CELLS: tuple[str, ...] = ("rnn", "lstm", "gru", "mingru", "minlstm")
+CELLS = CELL_NAMES  # the cell names a model config accepts
 
 
 def check_positive(**values: int) -> None:
@@ -176,18 +176,6 @@ def final_hidden(state: State, *, directions: int) -> Tensor:
     return h.transpose(0, 1).reshape(h.shape[1], -1)
 
 
-def map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
-    """Apply ``fn`` to every tensor of ``state``."""
-    if isinstance(state, LSTMState):
-        return LSTMState(fn(state.h), fn(state.c))
-    return fn(state)
-
-
 def select_batch(state: State, index: Tensor) -> State:
     """Reorder or repeat the batch axis (dim 1) of a layer state by ``index`` ``(B',)``."""
     return map_state(state, lambda t: t.index_select(1, index))
-
-
-def detach_state(state: State) -> State:
-    """A copy of ``state`` cut from the autograd graph (for truncated BPTT and generation)."""
-    return map_state(state, lambda t: t.detach())

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.attention import AdditiveAttention
+from rnnkit.cells import CellName
 from rnnkit.models._common import (
     CELLS,
     check_choice,
@@ -44,7 +45,7 @@ class SequenceClassifierConfig:
     vocab_size: int | None = None  # token vocabulary for integer input; adds an embedding
     embedding_dim: int = 32  # embedding width (token input only)
     padding_idx: int | None = None  # token id whose embedding is fixed at zero (token input only)
-    cell: Literal["rnn", "lstm", "gru", "mingru", "minlstm"] = "lstm"  # recurrent cell
+    cell: CellName = "lstm"  # recurrent cell
     hidden_size: int = 64  # H, the recurrent state size
     num_layers: int = 1  # L, stacked recurrent layers
     bidirectional: bool = False  # read each sequence in both directions (D = 2)

@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import CellName
 from rnnkit.models._common import (
     CELLS,
     check_choice,
@@ -51,7 +52,7 @@ class ForecasterConfig:
     distribution: Literal["point", "gaussian"] = (
         "point"  # point (MSE) or Gaussian mean+log-var (NLL)
     )
-    cell: Literal["rnn", "lstm", "gru", "mingru", "minlstm"] = "lstm"  # recurrent cell
+    cell: CellName = "lstm"  # recurrent cell
     hidden_size: int = 64  # recurrent state size
     num_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.0  # between stacked layers

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells import CellName
 from rnnkit.models._common import (
     CELLS,
     Inputs,
@@ -42,7 +43,7 @@ class LanguageModelConfig:
 
     vocab_size: int  # V, tokens in the vocabulary
     embedding_dim: int = 64  # E, embedding width
-    cell: Literal["rnn", "lstm", "gru", "mingru", "minlstm"] = "lstm"  # recurrent cell
+    cell: CellName = "lstm"  # recurrent cell
     hidden_size: int = 128  # H, the recurrent state size
     num_layers: int = 1  # L, stacked recurrent layers
     dropout: float = 0.0  # on embeddings, between layers, and before the output layer

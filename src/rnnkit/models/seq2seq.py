@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.attention import make_attention
+from rnnkit.cells import CellName
 from rnnkit.models._common import (
     CELLS,
     Inputs,
@@ -54,7 +55,7 @@ class Seq2SeqConfig:
     bos_id: int = 1  # target start token fed to the decoder's first step
     eos_id: int = 2  # target end token; decoding stops there
     embedding_dim: int = 64  # source and target embedding width
-    cell: Literal["rnn", "lstm", "gru", "mingru", "minlstm"] = "gru"  # encoder and decoder cell
+    cell: CellName = "gru"  # encoder and decoder cell
     hidden_size: int = 128  # H, encoder and decoder state size
     num_layers: int = 1  # stacked layers, the same in encoder and decoder
     bidirectional_encoder: bool = True  # read the source both ways (memory is 2H wide)

@@ -7,11 +7,11 @@ gives tag logits ``(B, T, C)``; steps past each row's length are padding and the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells import CellName
 from rnnkit.models._common import (
     CELLS,
     check_choice,
@@ -32,7 +32,7 @@ class SequenceTaggerConfig:
     vocab_size: int | None = None  # token vocabulary for integer input; adds an embedding
     embedding_dim: int = 32  # embedding width (token input only)
     padding_idx: int | None = None  # token id whose embedding is fixed at zero (token input only)
-    cell: Literal["rnn", "lstm", "gru", "mingru", "minlstm"] = "lstm"  # recurrent cell
+    cell: CellName = "lstm"  # recurrent cell
     hidden_size: int = 64  # H, the recurrent state size
     num_layers: int = 1  # L, stacked recurrent layers
     bidirectional: bool = True  # tag each step from both its past and its future (D = 2)

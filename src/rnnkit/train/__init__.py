@@ -2,13 +2,16 @@
 
 - `specs`: ``LanguageModelExperiment``, ``ClassificationExperiment``, ``TaggingExperiment``,
   ``ForecastingExperiment``, ``Seq2SeqExperiment`` (YAML recipes map onto these).
-- `fit.fit(experiment, resume=...)`: train and fill ``runs/<name>/``; `evaluate` re-scores a run.
-- `tasks` / `seq_tasks`: the LightningModules with one ``_common_step(batch, stage)``.
-- `predict.load_run(run_dir)`: the trained model from its safetensors artifact, for prediction.
+- `trainer`: ``fit(experiment, resume=..., data=..., test=...)`` trains and fills ``runs/<name>/``;
+  ``build(experiment, data=...)``, ``make_trainer``, ``evaluate`` (re-score a run).
+- `tasks/`: the registry ``TASKS`` and one module per family (lm, classify, tag, forecast,
+  seq2seq): LightningModule + metrics + builder; `Built` and `DataParts` in ``tasks/base.py``.
+- `artifact.load_run(run_dir)`: the trained model from its safetensors artifact, for prediction.
 
 See ``docs/training.md``.
 """
 
+from rnnkit.train.artifact import LoadedRun, load_run
 from rnnkit.train.config import (
     EarlyStoppingConfig,
     OptimConfig,
@@ -18,9 +21,8 @@ from rnnkit.train.config import (
     TBPTTConfig,
     TextDataConfig,
     TrainerConfig,
+    monitor_mode,
 )
-from rnnkit.train.fit import build, evaluate, fit
-from rnnkit.train.predict import LoadedRun, load_run
 from rnnkit.train.run import RunResult
 from rnnkit.train.specs import (
     ClassificationExperiment,
@@ -34,12 +36,25 @@ from rnnkit.train.specs import (
     TaggerSpec,
     TaggingExperiment,
 )
-from rnnkit.train.tasks import LanguageModelTask, TaskModule
+from rnnkit.train.tasks import (
+    TASKS,
+    Built,
+    DataParts,
+    LanguageModelTask,
+    SequenceLMTask,
+    TaskModule,
+    WordDropout,
+)
+from rnnkit.train.trainer import ExtraMetrics, build, evaluate, fit, make_trainer
 
 __all__ = [
+    "TASKS",
+    "Built",
     "ClassificationExperiment",
     "ClassifierSpec",
+    "DataParts",
     "EarlyStoppingConfig",
+    "ExtraMetrics",
     "ForecasterSpec",
     "ForecastingExperiment",
     "LanguageModelExperiment",
@@ -53,14 +68,18 @@ __all__ = [
     "Seq2SeqExperiment",
     "Seq2SeqSpec",
     "SequenceDataConfig",
+    "SequenceLMTask",
     "TBPTTConfig",
     "TaggerSpec",
     "TaggingExperiment",
     "TaskModule",
     "TextDataConfig",
     "TrainerConfig",
+    "WordDropout",
     "build",
     "evaluate",
     "fit",
     "load_run",
+    "make_trainer",
+    "monitor_mode",
 ]

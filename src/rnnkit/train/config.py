@@ -106,7 +106,40 @@ class RunConfig:
     root: str = "runs"  # folder holding run directories
     name: str | None = None  # run directory name (None: "<task>-<timestamp>")
     monitor: str | None = None  # metric for best checkpoint / early stopping (None: task default)
+    # Direction of the monitored metric; auto: max for accuracy/f1/exact_match/ndcg/hit_rate/auc...
+    monitor_mode: Literal["auto", "min", "max"] = "auto"
+    test: bool = False  # after training, restore the best checkpoint and score the test split
     plot: bool = True  # write loss_curve.png
+
+    def __post_init__(self) -> None:
+        if self.monitor_mode not in ("auto", "min", "max"):
+            raise ValueError(
+                f"run.monitor_mode must be auto, min or max; got {self.monitor_mode!r}"
+            )
+
+
+# Fragments of metric names that improve upwards; every other metric is minimised.
+_MAXIMISED = (
+    "acc",
+    "f1",
+    "exact_match",
+    "ndcg",
+    "hit",
+    "hr@",
+    "auc",
+    "recall",
+    "precision",
+    "mrr",
+    "r2",
+)
+
+
+def monitor_mode(metric: str, mode: str = "auto") -> Literal["min", "max"]:
+    """``min`` or ``max`` for ``metric``: ``mode`` itself, or guessed from the name when auto."""
+    if mode in ("min", "max"):
+        return mode  # type: ignore[return-value]
+    name = metric.lower()
+    return "max" if any(part in name for part in _MAXIMISED) else "min"
 
 
 @dataclass
@@ -124,6 +157,11 @@ class TextDataConfig:
     val_batch_size: int = 32  # parallel streams for validation/test
     min_freq: int = 2  # word level: words seen fewer times in the training text become <unk>
     max_vocab: int | None = None  # word level: at most this many tokens, specials included
+    # stream: one text read as parallel streams with truncated BPTT; sequences: many independent
+    # sequences (one per line of the source, or an application's own), padded, loss masked.
+    mode: Literal["stream", "sequences"] = "stream"
+    bucket_by_length: bool = False  # sequences mode: batch sequences of similar length
+    word_dropout: float = 0.0  # training inputs: each token becomes <unk> with this probability
 
     def __post_init__(self) -> None:
         if self.level not in ("char", "word"):
@@ -153,6 +191,8 @@ class SequenceDataConfig:
     seed: int = 0  # synthetic sets: generator seed; user files: the held-out split's seed
     horizon: int = 1  # forecasting: steps ahead
     val_fraction: float | None = None  # held-out share of training (None: the set's own / 0.2)
+    bucket_by_length: bool = False  # training batches of similar length (less padding)
+    word_dropout: float = 0.0  # token inputs, training only: each token becomes <unk> with this p
     # ---- the user's own files (docs/your-data.md); data.path set means source is not used ----
     path: str | None = None  # training file (.ts, .csv, .tsv, .jsonl, .parquet, .conll)
     val_path: str | None = None  # validation file (None: held out of the training file)

@@ -45,7 +45,12 @@ def cosine_with_warmup(step: int, *, warmup: int, total: int, min_ratio: float) 
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, *, total_steps: int, monitor: str
+    optimizer: torch.optim.Optimizer,
+    cfg: SchedulerConfig,
+    *,
+    total_steps: int,
+    monitor: str,
+    mode: str = "min",
 ) -> dict[str, Any] | None:
     """A Lightning ``lr_scheduler`` dict for ``cfg`` (None for ``name: none``)."""
     sched: Any
@@ -67,7 +72,10 @@ def build_scheduler(
         )
     elif cfg.name == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=cfg.gamma, patience=cfg.patience
+            optimizer,
+            mode=mode,  # type: ignore[arg-type]
+            factor=cfg.gamma,
+            patience=cfg.patience,
         )
         return {"scheduler": sched, "interval": "epoch", "monitor": monitor, "strict": False}
     else:

@@ -1,63 +1,32 @@
-"""Load a finished run's artifact (safetensors + JSON) and predict with it; no pickle is read."""
+"""Predict with a finished run: score text, predict the test split, forecast ahead; no pickle read.
+
+`load_run` lives in `rnnkit.train.artifact` and is re-exported here.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import numpy as np
+import torch
+from torch import Tensor, nn
 
 from rnnkit.data import Vocab
-from rnnkit.train.run import load_weights, read_artifact_meta
+from rnnkit.train.artifact import LoadedRun, load_run
+from rnnkit.train.trainer import build
 
-_MODEL_CLASSES = {
-    "LanguageModel": ("LanguageModel", "LanguageModelConfig"),
-    "SequenceClassifier": ("SequenceClassifier", "SequenceClassifierConfig"),
-    "SequenceTagger": ("SequenceTagger", "SequenceTaggerConfig"),
-    "Forecaster": ("Forecaster", "ForecasterConfig"),
-    "Seq2Seq": ("Seq2Seq", "Seq2SeqConfig"),
-}
-
-
-@dataclass
-class LoadedRun:
-    """A run's model (eval mode, CPU), its experiment config and its vocab/scalers."""
-
-    run_dir: Path
-    task: str
-    model: nn.Module
-    meta: dict[str, Any]
-    experiment: Any
-    vocab: Vocab | None
-
-
-def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
-    """Rebuild the model of ``run_dir/artifact`` from ``model.json`` and load its weights."""
-    import rnnkit.models as models
-    from rnnkit.train.experiment_io import experiment_from_dict
-
-    meta = read_artifact_meta(run_dir)
-    folder = Path(meta["_folder"])
-    names = _MODEL_CLASSES.get(meta.get("model_class", ""))
-    if names is None:
-        raise ValueError(
-            f"{folder / 'model.json'}: unknown model_class {meta.get('model_class')!r}"
-        )
-    cls, cfg_cls = getattr(models, names[0]), getattr(models, names[1])
-    try:
-        config = cfg_cls(**meta["model_config"])
-    except TypeError as err:
-        raise ValueError(
-            f"{folder / 'model.json'}: model_config does not fit {names[1]}: {err}"
-        ) from None
-    model = cls(config)
-    load_weights(model, folder)
-    model.eval()
-    vocab = Vocab.load(folder / meta["vocab"]) if meta.get("vocab") else None
-    experiment = experiment_from_dict(meta.get("experiment", {"task": meta["task"]}))
-    return LoadedRun(Path(run_dir), meta["task"], model, meta, experiment, vocab)
+__all__ = [
+    "LoadedRun",
+    "forecast_ahead",
+    "forecast_run",
+    "load_run",
+    "predict_run",
+    "predict_split",
+]
 
 
 def score_text(model: nn.Module, vocab: Vocab, text: str) -> dict[str, float]:
@@ -98,8 +67,6 @@ def predict_run(
             )
         assert loaded.vocab is not None
         return score_text(loaded.model, loaded.vocab, text)
-    from rnnkit.train.seq_tasks import predict_split
-
     path = Path(out) if out else Path(run_dir) / "predictions.csv"
     return predict_split(loaded, path)
 
@@ -114,6 +81,66 @@ def forecast_run(run_dir: str | os.PathLike[str], *, horizon: int) -> dict[str, 
             f"{run_dir} was trained on your files; forecast them with "
             f"rnnkit predict --run {run_dir} --input HISTORY.csv"
         )
-    from rnnkit.train.seq_tasks import forecast_ahead
-
     return forecast_ahead(loaded, horizon=horizon)
+
+
+@torch.no_grad()
+def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
+    """Predict the test split of a finished run into ``path`` (CSV: row, prediction, target)."""
+    built = build(loaded.experiment)
+    model = loaded.model
+    data: Any = built.datamodule
+    rows: list[tuple[int, str, str]] = []
+    for batch in data.test_dataloader():
+        if loaded.task == "seq2seq":
+            out = model.decode(batch.x, lengths=batch.lengths, max_len=batch.y.shape[1]).tokens
+        elif loaded.task == "forecasting":
+            cov = getattr(batch, "covariates", None)
+            out = model(batch.x, lengths=batch.lengths, covariates=cov).mean
+        else:
+            out = model(batch.x, lengths=batch.lengths)
+            if loaded.task == "tagging" or model.config.task == "classification":
+                out = out.argmax(-1)
+        for p, t in zip(out.tolist(), batch.y.tolist(), strict=True):
+            rows.append((len(rows), str(p), str(t)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "prediction", "target"])
+        writer.writerows(rows)
+    return {"predictions": str(path), "rows": len(rows)}
+
+
+@torch.no_grad()
+def forecast_ahead(loaded: Any, *, horizon: int) -> dict[str, Any]:
+    """Roll the forecaster ``horizon`` steps past the last step of the test split."""
+    if horizon < 1:
+        raise ValueError(f"--horizon must be >= 1, got {horizon}")
+    built = build(loaded.experiment)
+    data: Any = built.datamodule
+    if loaded.model.config.covariate_size > 0:
+        raise ValueError("forecast ahead needs the future covariates; this model reads covariates")
+    x, y = data.parts[2][len(data.parts[2]) - 1][:2]
+    # The last window's inputs and targets together end at the series' last step.
+    last = np.concatenate([np.asarray(x), np.asarray(y)], axis=0)[-len(x) :]
+    window = torch.as_tensor(last, dtype=torch.float32)[None]  # (1, T, Y)
+    steps: list[Tensor] = []
+    while sum(s.shape[1] for s in steps) < horizon:
+        mean = loaded.model(window).mean  # (1, H, Y)
+        steps.append(mean)
+        window = torch.cat([window, mean], dim=1)[:, -window.shape[1] :]
+    forecast = torch.cat(steps, dim=1)[0, :horizon]  # (N, Y)
+    scalers = Path(loaded.meta["_folder"]) / "scalers.json"
+    units = "scaled"
+    if scalers.is_file():
+        from rnnkit.data import Scaler
+
+        state = json.loads(scalers.read_text(encoding="utf-8"))
+        scaler = Scaler.from_dict(state["scaler"])
+        forecast = torch.as_tensor(
+            scaler.inverse_transform(
+                forecast.numpy().astype(np.float64), columns=range(forecast.shape[1])
+            )
+        )
+        units = "original"
+    return {"horizon": horizon, "units": units, "forecast": forecast[:, 0].tolist()}

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rnnkit.cells import CellName
 from rnnkit.train.config import Common, SequenceDataConfig, TBPTTConfig, TextDataConfig
 
-Cell = Literal["rnn", "lstm", "gru", "mingru", "minlstm"]
+Cell = CellName
 
 
 @dataclass

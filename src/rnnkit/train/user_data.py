@@ -1,9 +1,10 @@
-"""Training from the user's own files (``data.path``): read, split, fit encoders, set baselines.
+"""Training from the user's own files (``data.path``): read, split, fit encoders, baseline inputs.
 
-One builder per task family returns the same `Built` the registry builders return, plus what only
-user data has: the encoder (classes, scalers, vocabularies; fitted on the training split only)
-saved as ``artifact/encoder.json`` for `rnnkit predict --input`, a record of how each split was
-made, and the baseline suite scored on the test split. Splits: the user's own validation/test files
+Per task family, the files become the `DataParts` the family's own builder takes (so a run on
+files trains exactly as a registry run), and `build_user` adds what only user data has: the
+encoder (classes, scalers, vocabularies; fitted on the training split only) saved as
+``artifact/encoder.json`` for `rnnkit predict --input`, a record of how each split was made, and
+the inputs of the baselines that `rnnkit.evaluate.reference` scores on the test split. Splits: the user's own validation/test files
 when given; otherwise a seeded hold-out (``data.seed``), stratified by label for classification,
 the last steps of each series for forecasting.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,23 +42,22 @@ from rnnkit.data.formats.encode import (
 )
 from rnnkit.data.formats.forecast import fit_windows, season_of, split_series
 from rnnkit.data.text import tokenize
-from rnnkit.evaluate import reference as ref
-from rnnkit.models import (
-    Forecaster,
-    ForecasterConfig,
-    Seq2Seq,
-    Seq2SeqConfig,
-    SequenceClassifier,
-    SequenceClassifierConfig,
-    SequenceTagger,
-    SequenceTaggerConfig,
-)
 from rnnkit.train.config import SequenceDataConfig
-from rnnkit.train.fit import Built
-from rnnkit.train.specs import spec_dict
+from rnnkit.train.tasks import TASKS, Built, DataParts
 
 ENCODER_FILE = "encoder.json"
-Reference = Callable[[nn.Module], tuple[dict[str, float], ref.Scores]]
+
+
+@dataclass
+class UserFiles:
+    """What a run on the user's files carries beside the model: how each split was made, the
+    fitted encoder (JSON-ready), and plain inputs for the baselines of `rnnkit.evaluate.reference`
+    (``kind`` names the suite and the verdict's headline metric)."""
+
+    kind: str
+    split: dict[str, str]
+    encoder: dict[str, Any]
+    reference: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- reading ----
@@ -154,45 +155,27 @@ def _as_numpy(data: Any) -> tuple[list[np.ndarray], list[Any]]:
     return xs, list(data.labels)
 
 
-def _built(
-    module: Any,
-    parts: tuple[Any, Any, Any],
-    config: Any,
-    experiment: Any,
-    *,
-    collate_fn: Callable[..., Any],
-    encoder: dict[str, Any],
-    split: dict[str, str],
-    reference: Reference,
-    kind: str,
-    extra_json: dict[str, Any] | None = None,
-    baselines: dict[str, float] | None = None,
-) -> Built:
-    from rnnkit.train.seq_tasks import SequenceData, _batches
+def _parts(sets: tuple[Any, Any, Any], meta: dict[str, Any]) -> DataParts:
+    """`DataParts` of three `SequenceDataset`s (their ``(x, y)`` samples)."""
+    train, val, test = ([ds[k] for k in range(len(ds))] for ds in sets)
+    return DataParts(train, val, test, meta)
 
-    d = experiment.data
-    return Built(
-        module,
-        SequenceData(parts, batch_size=d.batch_size, collate_fn=collate_fn),
-        config,
-        _batches(len(parts[0]), d.batch_size),
-        files={ENCODER_FILE: json.dumps(encoder, ensure_ascii=False)},
-        artifact_json={"encoder": ENCODER_FILE, **(extra_json or {})},
-        baselines=baselines or {},
-        after_fit=lambda _: {"data": {"split": split, "sizes": [len(p) for p in parts]}},
-        reference=reference if experiment.evaluate.baselines else None,
-        reference_kind=kind,
-        split=split,
-    )
+
+def _finish(experiment: Any, parts: DataParts, user: UserFiles) -> Built:
+    """The family's own builder on ``parts``, plus the encoder file and the split record."""
+    built = TASKS[experiment.task](experiment, parts)
+    built.files[ENCODER_FILE] = json.dumps(user.encoder, ensure_ascii=False)
+    built.artifact_json["encoder"] = ENCODER_FILE
+    sizes = [len(parts.train), len(parts.val), len(parts.test or [])]
+    built.after_fit = lambda _: {"data": {"split": user.split, "sizes": sizes}}
+    built.user_files = user
+    return built
 
 
 # ---- classification / regression of series and texts ----
 
 
-def build_classifier(experiment: Any) -> Built:
-    from rnnkit.data import collate
-    from rnnkit.train.seq_tasks import ClassificationTask, _common
-
+def classifier_parts(experiment: Any) -> tuple[DataParts, UserFiles]:
     d = experiment.data
     assert d.path is not None
     kind = layout(d, d.path)
@@ -207,6 +190,7 @@ def build_classifier(experiment: Any) -> Built:
     train, val, test, split = _split(d, full, read, strata=None if regression else full.labels)
     task: Literal["classification", "regression"] = "regression" if regression else "classification"
     enc: TextEncoder | SequenceEncoder
+    meta: dict[str, Any]
     if kind == "text":
         enc = TextEncoder.fit(
             train,
@@ -217,46 +201,31 @@ def build_classifier(experiment: Any) -> Built:
             task=task,
             label_col=d.label_col,
         )
-        sizes: dict[str, Any] = {"vocab_size": len(enc.vocab)}
+        meta = {"vocab": enc.vocab}
     else:
         enc = SequenceEncoder.fit(train, task=task, scale=d.scale, label_col=d.label_col)
-        sizes = {"input_size": len(enc.columns)}
+        meta = {"n_features": len(enc.columns)}
     if not regression and len(enc.classes) < 2:
         raise ValueError(f"{d.path}: the training split holds one class {enc.classes}; need two")
-    parts = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
-    outputs = 1 if regression else len(enc.classes)
-    config = SequenceClassifierConfig(num_outputs=outputs, **sizes, **spec_dict(experiment.model))
-    module = ClassificationTask(SequenceClassifier(config), **_common(experiment))
+    sets = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
+    parts = _parts(sets, {**meta, "classes": enc.classes})
+    labels = [list(p.labels or []) for p in sets]
+    if isinstance(enc, TextEncoder):
+        level, lower = enc.level, enc.lower
 
-    def reference(model: nn.Module) -> tuple[dict[str, float], ref.Scores]:
-        if isinstance(enc, TextEncoder):
+        def words(data: LabelledTexts) -> list[str]:
+            return [" ".join(tokenize(t, level=level, lower=lower)) for t in data.texts]
 
-            def words(data: LabelledTexts) -> list[str]:
-                return [" ".join(tokenize(t, level=enc.level, lower=enc.lower)) for t in data.texts]
-
-            labels = [list(p.labels or []) for p in parts]
-            return {}, ref.text_baselines(
-                (words(train), labels[0]), (words(val), labels[1]), (words(test), labels[2])
-            )
-        return {}, ref.series_baselines(
-            _as_numpy(parts[0]),
-            _as_numpy(parts[2]),
-            regression=regression,
-            dtw_max_cells=experiment.evaluate.dtw_max_cells,
-        )
-
-    return _built(
-        module,
-        parts,
-        config,
-        experiment,
-        collate_fn=collate,
-        encoder={**enc.to_dict(), "layout": kind},
-        split=split,
-        reference=reference,
-        kind="text" if kind == "text" else task,
-        extra_json={"classes": enc.classes},
-    )
+        reference: dict[str, Any] = {
+            "train": (words(train), labels[0]),
+            "val": (words(val), labels[1]),
+            "test": (words(test), labels[2]),
+        }
+    else:
+        reference = {"train": _as_numpy(sets[0]), "test": _as_numpy(sets[2])}
+    suite = "text" if kind == "text" else task
+    encoder = {**enc.to_dict(), "layout": kind}
+    return parts, UserFiles(suite, split, encoder, reference)
 
 
 # ---- tagging ----
@@ -266,39 +235,20 @@ def _read_conll(d: SequenceDataConfig, path: str, *, tagged: bool = True) -> Tag
     return read_conll(path, token_field=d.token_field, tag_field=d.tag_field, tagged=tagged)
 
 
-def build_tagger(experiment: Any) -> Built:
-    from rnnkit.data import collate
-    from rnnkit.train.seq_tasks import TaggingTask, _common
-
+def tagger_parts(experiment: Any) -> tuple[DataParts, UserFiles]:
     d = experiment.data
     assert d.path is not None
     full = _read_conll(d, d.path)
     train, val, test, split = _split(d, full, lambda p: _read_conll(d, p), strata=None)
     enc = TagEncoder.fit(train, lower=d.lower, min_freq=d.min_freq)
-    parts = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
-    config = SequenceTaggerConfig(
-        num_tags=len(enc.tags), vocab_size=len(enc.vocab), **spec_dict(experiment.model)
-    )
-    module = TaggingTask(SequenceTagger(config), **_common(experiment))
+    sets = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
+    parts = _parts(sets, {"vocab_size": len(enc.vocab), "num_tags": len(enc.tags)})
 
-    def reference(model: nn.Module) -> tuple[dict[str, float], ref.Scores]:
-        def ids(p: Any) -> tuple[list[Any], list[Any]]:
-            return [s.tolist() for s in p.sequences], [np.asarray(t).tolist() for t in p.labels]
+    def ids(p: Any) -> tuple[list[Any], list[Any]]:
+        return [s.tolist() for s in p.sequences], [np.asarray(t).tolist() for t in p.labels]
 
-        return {}, ref.tagging_baselines(ids(parts[0]), ids(parts[2]))
-
-    return _built(
-        module,
-        parts,
-        config,
-        experiment,
-        collate_fn=collate,
-        encoder=enc.to_dict(),
-        split=split,
-        reference=reference,
-        kind="tagging",
-        extra_json={"tags": enc.tags},
-    )
+    reference = {"train": ids(sets[0]), "test": ids(sets[2])}
+    return parts, UserFiles("tagging", split, enc.to_dict(), reference)
 
 
 # ---- seq2seq ----
@@ -328,9 +278,7 @@ def greedy_strings(
     return out
 
 
-def build_seq2seq(experiment: Any) -> Built:
-    from rnnkit.train.seq_tasks import BOS, EOS, PAD, Seq2SeqTask, _collate_pairs, _common
-
+def seq2seq_parts(experiment: Any) -> tuple[DataParts, UserFiles]:
     d = experiment.data
     assert d.path is not None
     full = _read_pairs(d, d.path)
@@ -338,39 +286,16 @@ def build_seq2seq(experiment: Any) -> Built:
     enc = PairEncoder.fit(
         train, level=d.level, lower=d.lower, min_freq=d.min_freq, max_vocab=d.max_vocab
     )
-    parts = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
-    spec = spec_dict(experiment.model, drop=("teacher_forcing",))
-    config = Seq2SeqConfig(
-        src_vocab_size=len(enc.src_vocab),
-        tgt_vocab_size=len(enc.tgt_vocab),
-        pad_id=PAD,
-        bos_id=BOS,
-        eos_id=EOS,
-        **spec,
-    )
-    module = Seq2SeqTask(
-        Seq2Seq(config), teacher_forcing=experiment.model.teacher_forcing, **_common(experiment)
-    )
-
-    def reference(model: nn.Module) -> tuple[dict[str, float], ref.Scores]:
-        assert train.labels is not None and test.labels is not None
-        gold = [enc.normalise(t) for t in test.labels]
-        longest = max(len(t) for t in parts[2].labels or []) + 1
-        sources = [np.asarray(s) for s in parts[2].sequences]
-        mine = ref.text_scores(greedy_strings(model, enc, sources, longest), gold)
-        return mine, ref.seq2seq_baselines([enc.normalise(t) for t in train.labels], gold)
-
-    return _built(
-        module,
-        parts,
-        config,
-        experiment,
-        collate_fn=_collate_pairs,
-        encoder=enc.to_dict(),
-        split=split,
-        reference=reference,
-        kind="seq2seq",
-    )
+    sets = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
+    parts = _parts(sets, {"src_vocab": enc.src_vocab, "tgt_vocab": enc.tgt_vocab})
+    assert train.labels is not None and test.labels is not None
+    reference = {
+        "train_targets": [enc.normalise(t) for t in train.labels],
+        "test_targets": [enc.normalise(t) for t in test.labels],
+        "test_sources": [np.asarray(x) for x in sets[2].sequences],
+        "max_len": max(len(t) for t in sets[2].labels or []) + 1,
+    }
+    return parts, UserFiles("seq2seq", split, enc.to_dict(), reference)
 
 
 # ---- forecasting ----
@@ -394,10 +319,10 @@ def read_series(
     )
 
 
-def build_forecaster(experiment: Any, *, series: LongSeries | None = None) -> Built:
+def forecaster_parts(
+    experiment: Any, *, series: LongSeries | None = None
+) -> tuple[DataParts, UserFiles]:
     """``series``: already-read history to train on instead of the files (a backtest fold)."""
-    from rnnkit.train.seq_tasks import ForecastTask, _collate_windows, _common
-
     d = experiment.data
     assert d.path is not None
     if d.past_covariates and experiment.model.strategy != "direct":
@@ -406,9 +331,10 @@ def build_forecaster(experiment: Any, *, series: LongSeries | None = None) -> Bu
             "read past covariates of future steps, which are not known)"
         )
     data = series if series is not None else read_series(d, d.path)
-    val = read_series(d, d.val_path, freq=data.freq) if d.val_path and series is None else None
-    test = read_series(d, d.test_path, freq=data.freq) if d.test_path and series is None else None
-    parts_by_series = split_series(
+    later = series is None
+    val = read_series(d, d.val_path, freq=data.freq) if d.val_path and later else None
+    test = read_series(d, d.test_path, freq=data.freq) if d.test_path and later else None
+    by_series = split_series(
         data,
         val=val,
         test=test,
@@ -418,80 +344,59 @@ def build_forecaster(experiment: Any, *, series: LongSeries | None = None) -> Bu
         horizon=d.horizon,
     )
     enc, windows, naive = fit_windows(
-        parts_by_series,
+        by_series,
         columns=data.columns,
         n_past=len(data.past),
         input_len=d.seq_len,
         horizon=d.horizon,
         freq=data.freq,
     )
-    from rnnkit.train.seq_tasks import _Samples
-
-    parts = (_Samples(windows[0]), _Samples(windows[1]), _Samples(windows[2]))
-    config = ForecasterConfig(
-        target_size=1,
-        covariate_size=enc.n_covariates,
-        horizon=d.horizon,
-        **spec_dict(experiment.model),
-    )
-    module = ForecastTask(Forecaster(config), naive_scale=naive, **_common(experiment))
+    parts = DataParts(*windows, meta={"naive_scale": naive})
     season = d.season or season_of(data.freq)
     split = {
         "train": f"{d.path}: each series up to its validation part ({len(windows[0])} windows)",
-        "val": (f"{d.val_path}" if d.val_path else f"last {d.val_size} steps before the test part")
+        "val": (f"{d.val_path}" if val else f"last {d.val_size} steps before the test part")
         + f" of each series ({len(windows[1])} windows)",
-        "test": (f"{d.test_path}" if d.test_path else f"last {d.test_size} steps of each series")
+        "test": (f"{d.test_path}" if test else f"last {d.test_size} steps of each series")
         + f" ({len(windows[2])} windows, inputs may reach back into earlier parts)",
     }
-
-    def reference(model: nn.Module) -> tuple[dict[str, float], ref.Scores]:
-        series, origins = [], []
-        for p in parts_by_series:
-            scaled = enc.scalers[p.series.id].transform(p.series.values)[:, 0]
-            series.append(scaled)
-            origins.append(list(range(max(p.val_end, d.seq_len), len(p.series) - d.horizon + 1)))
-        return {}, ref.forecast_baselines(
-            series, origins, horizon=d.horizon, season=season, naive_scale=naive
-        )
-
-    return _built(
-        module,
-        parts,
-        config,
-        experiment,
-        collate_fn=_collate_windows,
-        encoder={
-            **enc.to_dict(),
-            "id_col": d.id_col,
-            "time_col": d.time_col,
-            "target_col": d.target_col,
-            "season": season,
-        },
-        split=split,
-        reference=reference,
-        kind="forecasting",
-        baselines={"naive_scale": naive},
-    )
+    reference = {
+        "series": [enc.scalers[p.series.id].transform(p.series.values)[:, 0] for p in by_series],
+        "origins": [
+            list(range(max(p.val_end, d.seq_len), len(p.series) - d.horizon + 1)) for p in by_series
+        ],
+        "horizon": d.horizon,
+        "season": season,
+        "naive_scale": naive,
+    }
+    encoder = {
+        **enc.to_dict(),
+        "id_col": d.id_col,
+        "time_col": d.time_col,
+        "target_col": d.target_col,
+        "season": season,
+    }
+    return parts, UserFiles("forecasting", split, encoder, reference)
 
 
-BUILDERS: dict[str, Callable[[Any], Built]] = {
-    "classification": build_classifier,
-    "tagging": build_tagger,
-    "forecasting": build_forecaster,
-    "seq2seq": build_seq2seq,
+PARTS: dict[str, Callable[[Any], tuple[DataParts, UserFiles]]] = {
+    "classification": classifier_parts,
+    "tagging": tagger_parts,
+    "forecasting": forecaster_parts,
+    "seq2seq": seq2seq_parts,
 }
 
 
-def judge(built: Built, metrics: dict[str, float], model: nn.Module) -> dict[str, Any]:
-    """The baselines and the verdict of a run whose test metrics (``test_*``) are in
-    ``metrics``; {} when the run has no baseline suite."""
-    if built.reference is None:
-        return {}
-    extra, baselines = built.reference(model)
-    mine = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
-    mine.update(extra)
-    return {
-        "test_extra": extra,
-        "baselines": baselines,
-        "verdict": ref.verdict(built.reference_kind, mine, baselines),
-    }
+def build_user(experiment: Any, *, series: LongSeries | None = None) -> Built:
+    """`Built` for ``experiment`` from its files (``data.path``); ``series``: a forecasting
+    history already read (a backtest fold)."""
+    if experiment.task not in PARTS:
+        raise ValueError(
+            f"data.path is for {sorted(PARTS)}; a language model reads data.source (a file or a "
+            "folder)"
+        )
+    if series is not None:
+        parts, user = forecaster_parts(experiment, series=series)
+    else:
+        parts, user = PARTS[experiment.task](experiment)
+    return _finish(experiment, parts, user)

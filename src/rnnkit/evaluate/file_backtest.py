@@ -1,4 +1,8 @@
-"""Walk-forward backtesting of a forecasting recipe on the user's series (darts' ``backtest``).
+"""Walk-forward backtesting of a forecasting recipe on the user's long-format file, with baselines.
+
+`rnnkit.evaluate.backtest` walks one in-memory series; this walks every series of the recipe's
+``data.path`` with one global model (as training on that file does), and scores the baselines on
+the same windows.
 
 ``K`` origins end exactly at the end of every series, ``step`` steps apart (default: the
 horizon, so the forecast windows tile the tail without overlap). At each origin the model
@@ -46,7 +50,7 @@ def _scores(
 ) -> tuple[float, list[np.ndarray], list[list[int]]]:
     """Model MAE over the last window of every series of ``data`` (scaled units), plus the
     scaled targets and origins the baselines need."""
-    from rnnkit.train.seq_tasks import _collate_windows
+    from rnnkit.train.tasks.forecast import collate_windows
 
     errors, targets, origins = [], [], []
     samples = []
@@ -56,7 +60,7 @@ def _scores(
         samples.append(enc.sample(scaled, origin))
         targets.append(scaled[:, 0])
         origins.append([origin])
-    batch = _collate_windows(samples)
+    batch = collate_windows(samples)
     with torch.no_grad():
         mean = model(batch.x, lengths=batch.lengths, covariates=batch.covariates).mean
     assert batch.y is not None
@@ -69,9 +73,9 @@ def backtest(
 ) -> dict[str, Any]:
     """Run the walk-forward backtest of ``experiment`` (a forecasting recipe with ``data.path``);
     writes ``backtest.json`` in the run folder and returns it."""
-    from rnnkit.train.fit import _setup as setup
-    from rnnkit.train.fit import fit
-    from rnnkit.train.user_data import build_forecaster, read_series
+    from rnnkit.train.trainer import _setup as setup
+    from rnnkit.train.trainer import fit
+    from rnnkit.train.user_data import build_user, read_series
 
     d = experiment.data
     if experiment.task != "forecasting" or d.path is None:
@@ -103,7 +107,7 @@ def backtest(
                 evaluate=replace(experiment.evaluate, baselines=False),
             )
             setup(fold)  # seeds, threads and quiet logs, as `build` does
-            built = build_forecaster(fold, series=_truncate(history, d.horizon, need - d.horizon))
+            built = build_user(fold, series=_truncate(history, d.horizon, need - d.horizon))
             fit(fold, built=built)
             model = built.module.model.eval()
             enc = ForecastEncoder.from_dict(json.loads(built.files["encoder.json"]))

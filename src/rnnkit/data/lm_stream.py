@@ -1,4 +1,4 @@
-"""Language-model data for training: a char or word corpus as parallel streams, resumable.
+"""Language-model streams: a char or word corpus as parallel streams, resumable.
 
 The corpus comes from the data registry (``rnnkit.data.load("shakespeare")``, contiguous
 train/val/test id blocks and the vocab) or from a UTF-8 file path. Each split is laid out as the
@@ -13,15 +13,45 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import lightning as L
 import numpy as np
 import torch
 
-from rnnkit.data import LMStream, Vocab, load, read_text, word_tokenize
-from rnnkit.train.config import TextDataConfig
+from rnnkit.data.datasets import load
+from rnnkit.data.text import LMStream, Vocab, read_text, word_tokenize
 from rnnkit.types import Batch
+
+
+class CorpusOptions(Protocol):
+    """What `load_corpus` reads (``rnnkit.train.TextDataConfig`` has these fields)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def level(self) -> str: ...
+
+    @property
+    def lower(self) -> bool: ...
+
+    @property
+    def max_chars(self) -> int | None: ...
+
+    @property
+    def head_chars(self) -> int | None: ...
+
+    @property
+    def val_fraction(self) -> float: ...
+
+    @property
+    def test_fraction(self) -> float: ...
+
+    @property
+    def min_freq(self) -> int: ...
+
+    @property
+    def max_vocab(self) -> int | None: ...
 
 
 @dataclass
@@ -54,7 +84,7 @@ class Corpus:
     source: str
 
 
-def load_corpus(cfg: TextDataConfig) -> Corpus:
+def load_corpus(cfg: CorpusOptions) -> Corpus:
     """Read ``cfg.source`` (a registry name, a file, or a folder of .txt files) into id splits.
 
     Character level reads a registry set's own splits (or a file's); ``head_chars`` first cuts the
@@ -226,54 +256,36 @@ class StreamLoader:
         self._start = int(state.get("next_chunk", 0))
 
 
-class TextStreamData(L.LightningDataModule):
-    """Train/val/test `StreamLoader`s over a `Corpus`, split by rank under DDP."""
+def load_line_sequences(
+    cfg: CorpusOptions,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], Vocab]:
+    """Many independent sequences from text: one per non-empty line, ``<bos> tokens <eos>``.
 
-    def __init__(
-        self, cfg: TextDataConfig, *, seq_len: int, val_seq_len: int | None = None
-    ) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.seq_len = seq_len
-        self.val_seq_len = val_seq_len or seq_len
-        self.corpus = load_corpus(cfg)
-
-    @property
-    def vocab(self) -> Vocab:
-        return self.corpus.vocab
-
-    def _ranks(self) -> tuple[int, int]:
-        if self.trainer is None:
-            return 0, 1
-        return self.trainer.global_rank, self.trainer.world_size
-
-    def _trained_chunks(self) -> int:
-        assert self.trainer is not None
-        # Chunks processed this epoch; a checkpoint written at a batch's end counts that batch.
-        current = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        return int(getattr(current, "processed", current.completed))
-
-    def train_dataloader(self) -> StreamLoader:
-        rank, world = self._ranks()
-        return StreamLoader(
-            self.corpus.train,
-            batch_size=self.cfg.batch_size,
-            seq_len=self.seq_len,
-            rank=rank,
-            world_size=world,
-            progress=self._trained_chunks,
+    Lines are split contiguously (train, then val, then test by ``val_fraction``/``test_fraction``);
+    the vocab comes from the training lines (``min_freq``/``max_vocab`` at word level).
+    """
+    text = _source_text(cfg.source, cfg.head_chars)
+    if cfg.lower:
+        text = text.lower()
+    lines = [line for line in text.splitlines() if line.strip()]
+    n_val, n_test = int(len(lines) * cfg.val_fraction), int(len(lines) * cfg.test_fraction)
+    n_train = len(lines) - n_val - n_test
+    if n_train < 1 or n_val < 1:
+        raise ValueError(
+            f"data.source {cfg.source!r}: {len(lines)} non-empty lines leave {n_train} training "
+            f"and {n_val} validation sequences; sequences mode needs at least one of each"
         )
-
-    def _eval(self, ids: np.ndarray) -> StreamLoader:
-        rank, world = self._ranks()
-        rows = min(self.cfg.val_batch_size, max(1, (len(ids) - 1) // (self.val_seq_len + 1)))
-        rows = max(world, rows - rows % world)
-        return StreamLoader(
-            ids, batch_size=rows, seq_len=self.val_seq_len, rank=rank, world_size=world
+    tokens: list[list[str]] = [
+        word_tokenize(line) if cfg.level == "word" else list(line) for line in lines
+    ]
+    vocab = (
+        Vocab.build(
+            [t for seq in tokens[:n_train] for t in seq],
+            min_freq=cfg.min_freq,
+            max_size=cfg.max_vocab,
         )
-
-    def val_dataloader(self) -> StreamLoader:
-        return self._eval(self.corpus.val)
-
-    def test_dataloader(self) -> StreamLoader:
-        return self._eval(self.corpus.test)
+        if cfg.level == "word"
+        else Vocab.build("".join(lines[:n_train]))
+    )
+    seqs = [np.asarray(vocab.encode(t, bos=True, eos=True), dtype=np.int64) for t in tokens]
+    return seqs[:n_train], seqs[n_train : n_train + n_val], seqs[n_train + n_val :], vocab

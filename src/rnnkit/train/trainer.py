@@ -1,4 +1,10 @@
-"""Fit, validate and test an experiment: build the task, run Lightning, fill the run directory."""
+"""Fit, validate and test an experiment: build the task, run Lightning, fill the run directory.
+
+`build` picks the family's builder from `rnnkit.train.tasks.TASKS`; `make_trainer` wires the
+loggers, checkpoints (best by ``run.monitor`` in ``run.monitor_mode``), early stopping and the
+practices;
+`fit` trains, validates the best checkpoint and, with ``run.test``, scores the test split with it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +26,8 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
-from rnnkit.train.config import Common
+from rnnkit.train.artifact import load_run
+from rnnkit.train.config import Common, monitor_mode
 from rnnkit.train.run import (
     AtomicCheckpointIO,
     RunResult,
@@ -30,45 +37,48 @@ from rnnkit.train.run import (
     save_artifact,
     versions,
 )
-from rnnkit.train.tasks import TaskModule
+from rnnkit.train.tasks import TASKS, Built
 
 RUN_DIR_ENV = "RNNKIT_RUN_DIR"  # set by rank 0 so DDP worker processes write to the same run
 
 
-@dataclass
-class Built:
-    """A task ready to train: module, data, and what the artifact and summary need."""
+def build(experiment: Any, *, data: Any = None) -> Built:
+    """Seed everything, then build data and model for ``experiment.task``.
 
-    module: TaskModule
-    datamodule: L.LightningDataModule
-    model_config: Any
-    train_batches: int  # optimiser steps per epoch (global)
-    files: dict[str, str] = field(default_factory=dict)  # extra artifact files (vocab.json, ...)
-    artifact_json: dict[str, Any] = field(default_factory=dict)  # extra model.json fields
-    baselines: dict[str, float] = field(default_factory=dict)  # metrics of reference predictors
-    use_distributed_sampler: bool = True  # False when the data splits itself by rank
-    after_fit: Callable[[Built], dict[str, Any]] | None = None  # summary extras (samples, ...)
-    # User-file runs: (model) -> (extra model test metrics, baseline scores), the verdict's kind
-    # (`rnnkit.evaluate.reference.HEADLINE`) and how each split was made.
-    reference: Callable[[nn.Module], tuple[dict[str, float], dict[str, Any]]] | None = None
-    reference_kind: str = ""
-    split: dict[str, str] = field(default_factory=dict)
-
-
-def _builders() -> dict[str, Callable[[Any], Built]]:
-    from rnnkit.train.lm_task import build_language_model
-    from rnnkit.train.seq_tasks import SEQUENCE_BUILDERS
-
-    return {"language_model": build_language_model, **SEQUENCE_BUILDERS}
-
-
-def build(experiment: Any) -> Built:
-    """Seed everything, then build data and model for ``experiment.task``."""
+    ``data``: samples an application made in memory (`rnnkit.train.tasks.DataParts`, or a registry
+    `DataSplits`); None reads ``experiment.data``. The config stays the typed experiment the CLI
+    accepts, so the run directory records it as usual.
+    """
     _setup(experiment)
-    builders = _builders()
-    if experiment.task not in builders:
-        raise ValueError(f"task must be one of {sorted(builders)}; got {experiment.task!r}")
-    return builders[experiment.task](experiment)
+    if experiment.task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}; got {experiment.task!r}")
+    if data is None and getattr(experiment.data, "path", None):
+        from rnnkit.train.user_data import build_user  # the user's own files (data.path)
+
+        return build_user(experiment)
+    return TASKS[experiment.task](experiment, data)
+
+
+class ExtraMetrics(Callback):
+    """Log metrics an application computes itself at each validation (``val_<name>``).
+
+    ``fn(module)`` returns ``{name: value}``, e.g. ranking metrics over held-out items; the values
+    are logged before checkpointing, so ``run.monitor: val_ndcg@10`` can select on them.
+    """
+
+    def __init__(self, fn: Callable[[Any], dict[str, float]], *, prefix: str = "val_") -> None:
+        self.fn, self.prefix = fn, prefix
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            values = self.fn(pl_module)
+        pl_module.train(was_training)
+        for name, value in values.items():
+            pl_module.log(f"{self.prefix}{name}", float(value), prog_bar=False, sync_dist=False)
 
 
 class _DropTip(logging.Filter):
@@ -173,16 +183,21 @@ def make_trainer(
     run_dir: Path,
     *,
     monitor: str,
+    mode: str = "min",
     callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
-    """A Trainer with the run's loggers, checkpoints, early stopping and practices."""
+    """A Trainer with the run's loggers, checkpoints, early stopping and practices.
+
+    ``monitor`` / ``mode``: the validation metric the best checkpoint and early stopping follow,
+    and whether lower (``min``) or higher (``max``) is better.
+    """
     t = experiment.trainer
     ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor=monitor,
-        mode="min",
+        mode=mode,
         save_top_k=1,
         save_last=True,
         enable_version_counter=False,
@@ -205,7 +220,7 @@ def make_trainer(
         cbs.append(
             EarlyStopping(
                 monitor=monitor,
-                mode="min",
+                mode=mode,
                 patience=es.patience,
                 min_delta=es.min_delta,
                 check_on_train_epoch_end=False,
@@ -265,6 +280,8 @@ def fit(
     built: Built | None = None,
     callbacks: Sequence[Callback] = (),
     final_eval: bool = True,
+    test: bool | None = None,
+    data: Any = None,
 ) -> RunResult:
     """Train ``experiment`` and fill its run directory; returns where it is and its metrics.
 
@@ -274,20 +291,28 @@ def fit(
     - ``built``: a task from `build` (the demo samples from it before training); built here if None.
     - ``callbacks``: extra Lightning callbacks.
     - ``final_eval``: validate the best checkpoint at the end and write the artifact from it.
+    - ``test``: then score the test split with the best checkpoint (``test_*`` metrics, also in
+      ``summary.json``); None follows ``run.test``.
+    - ``data``: in-memory samples for `build` (ignored when ``built`` is given).
     """
     start = time.perf_counter()
     run_dir = resolve_run_dir(experiment, resume=resume)
     ckpt_path = resume_checkpoint(resume) if resume is not None else None
-    built = built or build(experiment)
+    built = built or build(experiment, data=data)
     if ckpt_path is not None:
         _check_compatible(ckpt_path, built.module, experiment.task)
     monitor = experiment.run.monitor or built.module.monitor_default
+    mode = monitor_mode(monitor, experiment.run.monitor_mode)
+    built.module.monitor, built.module.monitor_mode = monitor, mode
+    built.module.train_transform = built.train_transform
     rank_zero = _is_rank_zero()
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
-    trainer = make_trainer(experiment, built, run_dir, monitor=monitor, callbacks=callbacks)
+    trainer = make_trainer(
+        experiment, built, run_dir, monitor=monitor, mode=mode, callbacks=callbacks
+    )
     try:
         trainer.fit(
             built.module,
@@ -316,27 +341,29 @@ def fit(
             weights_only=True,
         )
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
-    report: dict[str, Any] = {}
-    if final_eval and built.split:
-        # Runs on the user's files are tested at once, beside the baselines on the same split.
-        tested = trainer.test(
-            built.module,
-            datamodule=built.datamodule,
-            ckpt_path=str(best_path) if best_path.is_file() else None,
-            verbose=False,
-            weights_only=True,
-        )
-        metrics.update({k: float(v) for k, v in (tested[0] if tested else {}).items()})
-        if trainer.is_global_zero:
-            from rnnkit.train.user_data import judge
-
-            report = judge(built, metrics, built.module.model)
+    if test is None:  # runs on the user's files are always tested (beside their baselines)
+        test = experiment.run.test or built.user_files is not None
+    if test:
+        metrics.update(_test_best(trainer, built, best_path))
     metrics.update(built.baselines)
     wall = time.perf_counter() - start
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
-        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path, report)
+        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def _test_best(trainer: L.Trainer, built: Built, best_path: Path) -> dict[str, float]:
+    """Score the whole test split with the best checkpoint (the last weights if there is none)."""
+    trainer.limit_test_batches = 1.0
+    results = trainer.test(
+        built.module,
+        datamodule=built.datamodule,
+        ckpt_path=str(best_path) if best_path.is_file() else None,
+        verbose=False,
+        weights_only=True,
+    )
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
 
 
 def _finish(
@@ -347,7 +374,6 @@ def _finish(
     metrics: dict[str, float],
     wall: float,
     best_path: Path,
-    report: dict[str, Any],
 ) -> dict[str, Any]:
     module = built.module
     model = module.model
@@ -371,7 +397,8 @@ def _finish(
         "task": experiment.task,
         "run_dir": str(run_dir),
         "metrics": clean,
-        "monitor": experiment.run.monitor or module.monitor_default,
+        "monitor": module.monitor or module.monitor_default,
+        "monitor_mode": module.monitor_mode,
         "best_checkpoint": str(best_path) if best_path.is_file() else None,
         "steps": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
@@ -390,19 +417,21 @@ def _finish(
             "artifact": "artifact/",
         },
         **extras,
-        **report,
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
-def evaluate(run_dir: str, *, stage: str, overrides: Any = None) -> dict[str, float]:
-    """Validate or test the artifact of a finished run on its whole split; returns the metrics."""
-    from rnnkit.train.predict import load_run
+def evaluate(
+    run_dir: str, *, stage: str, overrides: Any = None, data: Any = None
+) -> dict[str, float]:
+    """Validate or test the artifact of a finished run on its whole split; returns the metrics.
 
+    ``data``: the in-memory samples the run was trained on, for runs an application built.
+    """
     loaded = load_run(run_dir)
     experiment = overrides or loaded.experiment
-    built = build(experiment)
+    built = build(experiment, data=data)
     built.module.model.load_state_dict(loaded.model.state_dict())
     trainer = L.Trainer(
         accelerator=experiment.trainer.accelerator,
@@ -415,24 +444,3 @@ def evaluate(run_dir: str, *, stage: str, overrides: Any = None) -> dict[str, fl
     run = trainer.validate if stage == "validate" else trainer.test
     results = run(built.module, datamodule=built.datamodule, verbose=False)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
-
-
-def test_report(run_dir: str) -> dict[str, Any]:
-    """``rnnkit test``: the run's test metrics and, for runs on the user's files, the baselines
-    on the same split with the verdict; also stored as ``summary.json``'s ``"test"`` entry."""
-    from rnnkit.train.predict import load_run
-    from rnnkit.train.user_data import judge
-
-    loaded = load_run(run_dir)
-    metrics = evaluate(run_dir, stage="test")
-    report: dict[str, Any] = {"metrics": metrics}
-    built = build(loaded.experiment)
-    if built.split:
-        report["data"] = {"split": built.split}
-        report.update(judge(built, metrics, loaded.model))
-    summary_path = Path(run_dir) / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        summary["test"] = report
-        atomic_write_text(summary_path, json.dumps(summary, indent=2))
-    return report

@@ -1,0 +1,119 @@
+"""Sequence classification and regression (many-to-one): `ClassificationTask` and its builder."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.data.batching import collate
+from rnnkit.data.datasets import load
+from rnnkit.data.synthetic import synthetic
+from rnnkit.models import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.train.config import SequenceDataConfig
+from rnnkit.train.specs import ClassificationExperiment, spec_dict
+from rnnkit.train.tasks.base import (
+    Built,
+    DataParts,
+    SequenceData,
+    TaskModule,
+    as_parts,
+    config_transform,
+    data_options,
+    steps_per_epoch,
+    task_kwargs,
+)
+from rnnkit.types import Batch
+
+
+def f1_macro(tp: Tensor, fp: Tensor, fn: Tensor) -> float:
+    """Macro F1 over the classes that occur (in targets or predictions)."""
+    denom = 2 * tp + fp + fn
+    present = denom > 0
+    return float((2 * tp[present] / denom[present]).mean()) if bool(present.any()) else 0.0
+
+
+def confusion_sums(pred: Tensor, y: Tensor, classes: int) -> dict[str, Tensor]:
+    """Per-class true positives, false positives and false negatives (summable over batches)."""
+    onehot_p = F.one_hot(pred, classes).to(torch.float64)
+    onehot_y = F.one_hot(y, classes).to(torch.float64)
+    tp = (onehot_p * onehot_y).sum(0)
+    return {"tp": tp, "fp": onehot_p.sum(0) - tp, "fn": onehot_y.sum(0) - tp}
+
+
+class ClassificationTask(TaskModule):
+    """Cross-entropy (accuracy, macro F1) or MSE regression (MAE, RMSE), one output per sequence."""
+
+    def _loss_and_sums(self, batch: Batch, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
+        assert batch.y is not None
+        out = self.model(batch.x, lengths=batch.lengths)  # (B, K)
+        n = torch.tensor(float(len(batch)), device=out.device)
+        if self.model.config.task == "regression":
+            y = batch.y.reshape(out.shape).to(out.dtype)
+            loss = F.mse_loss(out, y)
+            err = out - y
+            return loss, {"sq": (err**2).sum(), "abs": err.abs().sum(), "n": n * out.shape[1]}
+        loss = F.cross_entropy(out, batch.y)
+        pred = out.argmax(-1)
+        sums = {"loss_sum": loss * n, "n": n, "correct": (pred == batch.y).sum()}
+        return loss, {**sums, **confusion_sums(pred, batch.y, out.shape[-1])}
+
+    def _metrics(self, s: dict[str, Tensor]) -> dict[str, float]:
+        if "sq" in s:
+            mse = float(s["sq"] / s["n"])
+            return {"loss": mse, "mae": float(s["abs"] / s["n"]), "rmse": math.sqrt(mse)}
+        return {
+            "loss": float(s["loss_sum"] / s["n"]),
+            "accuracy": float(s["correct"] / s["n"]),
+            "f1": f1_macro(s["tp"], s["fp"], s["fn"]),
+        }
+
+
+def registry_splits(cfg: SequenceDataConfig) -> Any:
+    """Load a registry set; sets without a validation split hold out 20% of training."""
+    opts = {} if cfg.val_fraction is None else {"val_fraction": cfg.val_fraction}
+    splits = load(cfg.source, **opts)
+    if splits.val is None and not opts:
+        splits = load(cfg.source, val_fraction=0.2)
+    if splits.val is None:
+        raise ValueError(f"data set {cfg.source!r} has no validation split; set data.val_fraction")
+    return splits
+
+
+def synthetic_parts(d: SequenceDataConfig) -> DataParts:
+    """The config's synthetic set as `DataParts` (no meta)."""
+    train, val, test = synthetic(
+        d.source, num_samples=d.num_samples, seq_len=d.seq_len, seed=d.seed, horizon=d.horizon
+    )
+    return DataParts(train, val, test)
+
+
+def _length(sample: Any) -> int:
+    return len(sample[0])
+
+
+def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> Built:
+    d = experiment.data
+    if data is None and d.source.startswith("synthetic_"):
+        data = synthetic_parts(d)
+        data.meta.update({"classes": ["0", "1"], "n_features": 1})
+    elif data is None:
+        data = registry_splits(d)
+    parts, meta = as_parts(data), data.meta
+    vocab = meta.get("vocab")
+    sizes = {"vocab_size": len(vocab)} if vocab is not None else {"input_size": meta["n_features"]}
+    outputs = len(meta["classes"]) if experiment.model.task == "classification" else 1
+    config = SequenceClassifierConfig(num_outputs=outputs, **sizes, **spec_dict(experiment.model))
+    module = ClassificationTask(SequenceClassifier(config), **task_kwargs(experiment))
+    opts = data_options(d, parts, lengths=_length)
+    return Built(
+        module,
+        SequenceData(parts, batch_size=d.batch_size, collate_fn=collate, **opts),
+        config,
+        steps_per_epoch(len(parts[0]), d.batch_size),
+        artifact_json={"classes": list(meta.get("classes", []))},
+        train_transform=config_transform(d),
+    )
