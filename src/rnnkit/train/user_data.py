@@ -4,9 +4,9 @@ Per task family, the files become the `DataParts` the family's own builder takes
 files trains exactly as a registry run), and `build_user` adds what only user data has: the
 encoder (classes, scalers, vocabularies; fitted on the training split only) saved as
 ``artifact/encoder.json`` for `rnnkit predict --input`, a record of how each split was made, and
-the inputs of the baselines that `rnnkit.evaluate.reference` scores on the test split. Splits: the user's own validation/test files
-when given; otherwise a seeded hold-out (``data.seed``), stratified by label for classification,
-the last steps of each series for forecasting.
+the inputs of the baselines that `rnnkit.evaluate.reference` scores on the test split. Splits: the
+user's own validation/test files when given; otherwise a seeded hold-out (``data.seed``),
+stratified by label for classification, the last steps of each series for forecasting.
 """
 
 from __future__ import annotations
