@@ -218,3 +218,15 @@ def test_tsv_seq2seq(tmp_path: Path, capsys: Any) -> None:
     rows_out = _predict(run, tmp_path / "new.tsv", capsys)
     assert [(r["id"], r["source"]) for r in rows_out] == [("2", "abc"), ("3", "ded")]
     assert all(set(r["prediction"]) <= set("abcde") for r in rows_out)
+
+
+def test_backtest_of_a_registry_series_goes_through_evaluate_backtest(
+    tmp_path: Path, capsys: Any
+) -> None:
+    args = ["backtest", "--task", "forecasting", "--data.source", "airline", "--data.seq_len", "24"]
+    args += ["--data.horizon", "12", "--origins", "2", *FAST, "--run.root", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "origin at step 120: model mae" in out and "origin at step 132: model mae" in out
+    assert main([*args, "--step", "6"]) == 2
+    assert "--step applies to recipes with data.path" in capsys.readouterr().err
