@@ -289,12 +289,12 @@ def test_report(run_dir: str) -> dict[str, Any]:
     """``rnnkit test``: the run's test metrics and, for runs on the user's files, the baselines
     on the same split with the verdict; stored as ``summary.json``'s ``"test"`` entry too."""
     from rnnkit.train.artifact import load_run
-    from rnnkit.train.trainer import build, evaluate
+    from rnnkit.train.trainer import evaluate, rebuild
 
     loaded = load_run(run_dir)
     metrics = evaluate(run_dir, stage="test")
     report: dict[str, Any] = {"metrics": metrics}
-    built = build(loaded.experiment)
+    built = rebuild(loaded)
     if built.user_files is not None:
         built.module.model.load_state_dict(loaded.model.state_dict())
         report["data"] = {"split": built.user_files.split}
