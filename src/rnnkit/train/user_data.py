@@ -127,7 +127,7 @@ def _split(
 ) -> tuple[Any, Any, Any, dict[str, str]]:
     """Train/val/test from the files given, else seeded hold-outs of the training file."""
     how = "stratified by label, " if strata is not None else ""
-    info: dict[str, str] = {"train": f"{d.path} ({len(full)} rows, less what is held out)"}
+    info: dict[str, str] = {}
     if d.test_path:
         test = read(d.test_path)
         info["test"] = f"{d.test_path} ({len(test)} rows)"
