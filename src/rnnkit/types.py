@@ -74,12 +74,14 @@ class Batch:
     - ``lengths``: ``(B,)`` int64, the number of real steps of each sequence.
     - ``y``: targets shaped by the task (``(B,)`` classification, ``(B, T, ·)`` tagging), or None.
     - ``mask``: ``(B, T)`` bool, True at real steps; derived from ``lengths`` when not given.
+    - ``covariates``: ``(B, T + horizon, C)`` known features of a forecasting window, or None.
     """
 
     x: Tensor
     lengths: Tensor
     y: Tensor | None = None
     mask: Tensor | None = field(default=None)
+    covariates: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.mask is None:
@@ -95,6 +97,7 @@ class Batch:
             lengths=self.lengths.to(device),  # type: ignore[arg-type]
             y=None if self.y is None else self.y.to(device),  # type: ignore[arg-type]
             mask=None if self.mask is None else self.mask.to(device),  # type: ignore[arg-type]
+            covariates=None if self.covariates is None else self.covariates.to(device),  # type: ignore[arg-type]
         )
 
     def __len__(self) -> int:

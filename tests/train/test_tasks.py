@@ -151,3 +151,19 @@ def test_seq2seq_learns_reversal(tmp_path: Path) -> None:
     assert result.metrics["val_exact_match"] > 0.3
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["metrics"]["val_exact_match"] == result.metrics["val_exact_match"]
+
+
+def test_language_model_reads_a_folder_of_text_files(tmp_path: Path) -> None:
+    from rnnkit.data.lm_stream import load_corpus
+    from rnnkit.train.config import TextDataConfig
+
+    folder = tmp_path / "books"
+    (folder / "b").mkdir(parents=True)
+    (folder / "a.txt").write_text("abc " * 50, encoding="utf-8")
+    (folder / "b" / "c.txt").write_text("xyz " * 50, encoding="utf-8")
+    corpus = load_corpus(TextDataConfig(source=str(folder), val_fraction=0.1, test_fraction=0.1))
+    assert len(corpus.train) + len(corpus.val) + len(corpus.test) == 400 + 2
+    assert set(corpus.vocab.tokens) >= set("abcxyz ")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"empty: the folder holds no \.txt files"):
+        load_corpus(TextDataConfig(source=str(tmp_path / "empty"), val_fraction=0.1))

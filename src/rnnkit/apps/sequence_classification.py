@@ -11,7 +11,8 @@ Baselines, all on the same test split:
 
 - majority class of the training split (trivial);
 - 1-NN DTW computed here: full warping window, squared-Euclidean local cost summed over channels
-  (DTW_D for the multivariate sets), nearest training series by ``dtw_distances`` below;
+  (DTW_D for the multivariate sets), nearest training series by
+  `rnnkit.evaluate.baselines.dtw_distances`;
 - the published 1-NN DTW accuracy of the archive (``PUBLISHED_DTW``, with its source).
 """
 
@@ -37,6 +38,7 @@ from rnnkit.apps._classify import fit as fit_model
 from rnnkit.apps._common import record, seed_all, timer
 from rnnkit.data import SequenceDataset, load
 from rnnkit.evaluate import accuracy
+from rnnkit.evaluate.baselines import dtw_distances
 from rnnkit.models import SequenceClassifier
 
 APP = "sequence_classification"
@@ -71,57 +73,6 @@ NAMES = {
 
 
 # ---- 1-NN DTW ----
-
-
-def _stack(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    out = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), dtype=np.float64)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out, lengths
-
-
-def dtw_distances(
-    queries: list[np.ndarray], refs: list[np.ndarray], *, max_cells: float = 1e7
-) -> np.ndarray:
-    """Dynamic time warping distances ``(Q, R)`` between ``(T, C)`` arrays, full window.
-
-    The local cost is the squared Euclidean distance over the C channels (DTW_D, "dependent"
-    warping: one path for all channels); the distance is the smallest sum of local costs over
-    monotone paths from ``(0, 0)`` to ``(T_q - 1, T_r - 1)``. Series may differ in length: they
-    are padded, and each pair's value is read at its own end cell (cells only depend on cells up
-    and to the left, so padding never changes them). All pairs run at once, one anti-diagonal of
-    the cost grid per step, ``max_cells`` grid cells per chunk of queries.
-    """
-    if not queries or not refs:
-        raise ValueError("dtw_distances needs at least one query and one reference series")
-    a_all, la = _stack(queries)
-    b, lb = _stack(refs)
-    if a_all.shape[2] != b.shape[2]:
-        raise ValueError(f"channels differ: {a_all.shape[2]} vs {b.shape[2]}")
-    n_q, t_a, channels = a_all.shape
-    n_r, t_b, _ = b.shape
-    chunk = max(1, int(max_cells // (n_r * t_a * t_b * max(1, channels // 4))))
-    diagonals = []
-    for k in range(t_a + t_b - 1):
-        i = np.arange(max(0, k - t_b + 1), min(k, t_a - 1) + 1)
-        diagonals.append((i, k - i))
-    out = np.empty((n_q, n_r))
-    for start in range(0, n_q, chunk):
-        a = a_all[start : start + chunk]
-        q = len(a)
-        cost = np.zeros((q, n_r, t_a, t_b))
-        for c in range(channels):
-            cost += (a[:, None, :, None, c] - b[None, :, None, :, c]) ** 2
-        acc = np.full((q, n_r, t_a + 1, t_b + 1), np.inf)
-        acc[:, :, 0, 0] = 0.0
-        for i, j in diagonals:
-            prev = np.minimum(np.minimum(acc[:, :, i, j], acc[:, :, i, j + 1]), acc[:, :, i + 1, j])
-            acc[:, :, i + 1, j + 1] = cost[:, :, i, j] + prev
-        rows = np.arange(q)[:, None]
-        cols = np.arange(n_r)[None, :]
-        out[start : start + q] = acc[rows, cols, la[start : start + q, None], lb[None, :]]
-    return out
 
 
 def nn_dtw_accuracy(train: SequenceDataset, test: SequenceDataset) -> float:

@@ -29,10 +29,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("evaluate:test", "evaluate a finished run's model on its test split"),
     "predict": (
         "predict:predict",
-        "score text (language model) or predict a run's test split into a CSV",
+        "score text (LM), or predict a new file (--input) or the test split into a CSV",
     ),
     "generate": ("predict:generate", "continue a prompt with a trained language model"),
     "forecast": ("predict:forecast", "forecast the next N steps with a trained forecaster"),
+    "backtest": ("backtest:main", "walk-forward backtest of a forecasting recipe (--origins K)"),
     "datasets": ("datasets:main", "list the data sets of the offline registry"),
     "diagnose": (
         "diagnose:main",

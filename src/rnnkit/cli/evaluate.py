@@ -9,9 +9,16 @@ from rnnkit.cli._common import run_parser
 
 
 def _evaluate(command: str, args: Sequence[str]) -> int:
+    from rnnkit.evaluate.reference import test_report
     from rnnkit.train.trainer import evaluate
 
     ns = run_parser(command).parse_args(list(args))
+    if command == "test":
+        report = test_report(ns.run)
+        print(json.dumps(report, indent=2))
+        if "verdict" in report:
+            print(f"verdict: {report['verdict']['line']}")
+        return 0
     print(json.dumps(evaluate(ns.run, stage=command), indent=2))
     return 0
 

@@ -22,6 +22,10 @@ SHOWN = (
     "val_mase",
     "val_exact_match",
     "val_loss",
+    "test_accuracy",
+    "test_mae",
+    "test_mase",
+    "test_exact_match",
 )
 
 USAGE = (
@@ -69,11 +73,13 @@ def main(args: Sequence[str]) -> int:
 
         print(plan(experiment, resume=resume))
         return 0
-    from rnnkit.train.trainer import fit
+    from rnnkit.evaluate.reference import fit_and_judge
 
-    result = fit(experiment, resume=resume)
+    result = fit_and_judge(experiment, resume=resume)
     if result.summary:
         m = result.metrics
         shown = ", ".join(f"{k} {m[k]:.4g}" for k in SHOWN if k in m)
         print(f"run directory: {result.run_dir}  ({shown}; {result.summary['wall_time_s']:.0f} s)")
+        if "verdict" in result.summary:
+            print(f"verdict: {result.summary['verdict']['line']}")
     return 0

@@ -86,8 +86,18 @@ def predict(args: Sequence[str]) -> int:
     parser = run_parser("predict")
     parser.add_argument("--text", type=str | None, default=None, help="LM: text to score (bpc)")
     parser.add_argument("--out", type=str | None, default=None, help="CSV path (default: run dir)")
+    parser.add_argument(
+        "--input", type=str | None, default=None, help="a new file in the training file's format"
+    )
+    parser.add_argument(
+        "--future",
+        type=str | None,
+        default=None,
+        help="forecasting: future covariates of the forecast steps (id, time, their columns)",
+    )
     ns = parser.parse_args(list(args))
-    print(json.dumps(predict_run(ns.run, text=ns.text, out=ns.out), indent=2))
+    result = predict_run(ns.run, text=ns.text, out=ns.out, input_path=ns.input, future=ns.future)
+    print(json.dumps(result, indent=2))
     return 0
 
 

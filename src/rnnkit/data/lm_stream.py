@@ -85,7 +85,7 @@ class Corpus:
 
 
 def load_corpus(cfg: CorpusOptions) -> Corpus:
-    """Read ``cfg.source`` (a registry name or a file) into contiguous id splits.
+    """Read ``cfg.source`` (a registry name, a file, or a folder of .txt files) into id splits.
 
     Character level reads a registry set's own splits (or a file's); ``head_chars`` first cuts the
     text to its start. Word level splits the same text contiguously by characters, tokenises each
@@ -112,7 +112,15 @@ def load_corpus(cfg: CorpusOptions) -> Corpus:
 
 def _is_file(source: str) -> bool:
     path = Path(source)
-    return bool(path.suffix) or path.is_file()
+    return bool(path.suffix) or path.is_file() or path.is_dir()
+
+
+def _folder_text(folder: Path) -> str:
+    """The ``.txt`` files of a folder (and its subfolders), in path order, a blank line apart."""
+    files = sorted(p for p in folder.rglob("*.txt") if p.is_file())
+    if not files:
+        raise ValueError(f"data.source {folder}: the folder holds no .txt files")
+    return "\n\n".join(read_text(p) for p in files)
 
 
 @functools.lru_cache(maxsize=4)
@@ -178,6 +186,8 @@ def _registry_splits(source: str, head_chars: int | None, **opts: Any) -> Any:
 
 def _source_text(source: str, head_chars: int | None) -> str:
     """The text of a file or of a registry language-model set, cut to ``head_chars``."""
+    if Path(source).is_dir():
+        return _folder_text(Path(source))[:head_chars]
     if _is_file(source):
         return read_text(Path(source))[:head_chars]
     # One block (no held-out parts), so its vocab covers every character and decoding is exact.

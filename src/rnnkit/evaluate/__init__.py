@@ -4,8 +4,9 @@
   optionally stratified folds for independent sequences).
 - `metrics`: MAE, RMSE, MASE; bits per token and perplexity; accuracy and macro F1; precision,
   recall, F1 and ROC-AUC for detections.
-- `baselines`: n-gram (unigram/bigram) token models with add-k smoothing, naive and seasonal-naive
-  forecasts.
+- `baselines`: n-gram (unigram/bigram) token models with add-k smoothing; naive, seasonal-naive
+  and ETS forecasts; 1-NN (Euclidean, DTW) and TF-IDF logistic regression classifiers.
+- `reference`: the baselines every `rnnkit fit` / `rnnkit test` reports, and the plain verdict.
 """
 
 from rnnkit.evaluate.baselines import NGram, naive_forecast, seasonal_naive_forecast

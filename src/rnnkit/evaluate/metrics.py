@@ -73,3 +73,17 @@ def detection_scores(labels: Any, scores: Any, flags: Any) -> dict[str, float]:
     prec, rec, f1, _ = precision_recall_fscore_support(y, f, average="binary", zero_division=0)
     auc = float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
     return {"precision": float(prec), "recall": float(rec), "f1": float(f1), "roc_auc": auc}
+
+
+def bleu(hypotheses: Any, references: Any) -> float:
+    """Corpus BLEU (sacrebleu, 0-100) of hypothesis strings against one reference each."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def chrf(hypotheses: Any, references: Any) -> float:
+    """Corpus chrF (sacrebleu, 0-100): character n-gram F-score, kind to short outputs."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)

@@ -367,17 +367,72 @@ class TextDataConfig:
 
 @dataclass
 class SequenceDataConfig:
-    """A labelled sequence set from the registry, or a synthetic task, for the other families."""
+    """A labelled sequence set for the other families: the user's own files (``path``), a
+    registry set (``source``) or a synthetic task. Column names and formats: docs/your-data.md."""
 
     source: str = "synthetic_parity"  # registry name or synthetic_{parity,sine,tags,reverse}
     batch_size: int = 32  # sequences per optimiser step (global, over all processes)
     num_samples: int = 2000  # synthetic sets: sequences generated
-    seq_len: int = 16  # synthetic sets: steps per sequence (max for variable length)
-    seed: int = 0  # synthetic sets: generator seed
+    seq_len: int = 16  # synthetic: steps per sequence; forecasting files: input window length
+    seed: int = 0  # synthetic sets: generator seed; user files: the held-out split's seed
     horizon: int = 1  # forecasting: steps ahead
-    val_fraction: float | None = None  # registry sets: held-out share (None: the set's own split)
+    val_fraction: float | None = None  # held-out share of training (None: the set's own / 0.2)
     bucket_by_length: bool = False  # training batches of similar length (less padding)
     word_dropout: float = 0.0  # token inputs, training only: each token becomes <unk> with this p
+    # ---- the user's own files (docs/your-data.md); data.path set means source is not used ----
+    path: str | None = None  # training file (.ts, .csv, .tsv, .jsonl, .parquet, .conll)
+    val_path: str | None = None  # validation file (None: held out of the training file)
+    test_path: str | None = None  # test file (None: held out of the training file)
+    format: str | None = None  # ts, wide, long, csv, tsv, jsonl, parquet, conll (None: extension)
+    header: bool = True  # delimited files: the first row names the columns (else "0", "1", ...)
+    id_col: str | None = "unique_id"  # series id (forecasting, long classification; null: one)
+    time_col: str = "ds"  # time stamp or step (forecasting, long-format classification)
+    target_col: str = "y"  # forecasting: the value to forecast
+    past_covariates: list[str] = field(default_factory=list)  # known only up to the origin
+    future_covariates: list[str] = field(default_factory=list)  # known ahead (calendar, price)
+    freq: str | None = None  # pandas alias ("D", "h", "MS") or numeric step (None: inferred)
+    season: int | None = None  # seasonal-naive/ETS season (None: from the frequency)
+    val_size: int | float = 0.15  # forecasting: validation steps per series (< 1: a fraction)
+    test_size: int | float = 0.15  # forecasting: test steps per series (< 1: a fraction)
+    test_fraction: float = 0.2  # classification/text/seq2seq/tagging: held-out share for testing
+    features: list[str] = field(default_factory=list)  # long classification (empty: all others)
+    label_col: str = "label"  # class or regression target (classification, text)
+    text_col: str = "text"  # text classification: the text
+    src_col: str = "source"  # seq2seq: the source string
+    tgt_col: str = "target"  # seq2seq: the target string
+    token_field: int = 0  # CoNLL: the field holding the token (0-based)
+    tag_field: int = -1  # CoNLL: the field holding the tag (-1: the last)
+    level: Literal["char", "word"] = "word"  # text and seq2seq tokens
+    lower: bool = True  # lower-case text first
+    min_freq: int = 1  # words seen fewer times in training become <unk>
+    max_vocab: int | None = None  # at most this many tokens, specials included
+    scale: bool = True  # numeric series: standard-scale each channel with training statistics
+
+    def __post_init__(self) -> None:
+        formats = (None, "ts", "wide", "long", "csv", "tsv", "jsonl", "parquet", "conll")
+        if self.format not in formats:
+            raise ValueError(f"data.format must be one of {list(formats[1:])}, got {self.format!r}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(
+                f"data.val_fraction must be in (0, 1) or null, got {self.val_fraction}"
+            )
+        if self.level not in ("char", "word"):
+            raise ValueError(f"data.level must be 'char' or 'word', got {self.level!r}")
+        if self.seq_len < 1 or self.horizon < 1 or self.batch_size < 1:
+            raise ValueError(
+                "data.seq_len, data.horizon and data.batch_size must be >= 1, got "
+                f"{self.seq_len}, {self.horizon}, {self.batch_size}"
+            )
+
+
+@dataclass
+class EvaluateConfig:
+    """What a run reports beside the model's own metrics."""
+
+    baselines: bool = True  # score the task's simple baselines on the test split; give a verdict
+    dtw_max_cells: float = 3e8  # 1-NN DTW only when test x train x T x T is at most this
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_samples", "seq_len", "horizon"):
@@ -401,3 +456,4 @@ class Common:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

@@ -44,10 +44,22 @@ def score_text(model: nn.Module, vocab: Vocab, text: str) -> dict[str, float]:
 
 
 def predict_run(
-    run_dir: str | os.PathLike[str], *, text: str | None = None, out: str | None = None
+    run_dir: str | os.PathLike[str],
+    *,
+    text: str | None = None,
+    out: str | None = None,
+    input_path: str | None = None,
+    future: str | None = None,
 ) -> dict[str, Any]:
-    """Language model: score ``text``. Other tasks: predict the run's test split into a CSV."""
+    """Language model: score ``text``. Other tasks: predict the user's raw file ``input_path``
+    (runs trained on files; ``future``: future covariates of the forecast steps), else the run's
+    test split, into a CSV."""
     loaded = load_run(run_dir)
+    if input_path is not None:
+        from rnnkit.train.predict_files import predict_file
+
+        target = Path(out) if out else Path(run_dir) / "predictions.csv"
+        return predict_file(loaded, input_path, target, future=future)
     if loaded.task == "language_model":
         if text is None:
             raise ValueError(
@@ -64,6 +76,11 @@ def forecast_run(run_dir: str | os.PathLike[str], *, horizon: int) -> dict[str, 
     loaded = load_run(run_dir)
     if loaded.task != "forecasting":
         raise ValueError(f"{run_dir} holds a {loaded.task} model; forecast needs a forecasting run")
+    if loaded.meta.get("encoder"):
+        raise ValueError(
+            f"{run_dir} was trained on your files; forecast them with "
+            f"rnnkit predict --run {run_dir} --input HISTORY.csv"
+        )
     return forecast_ahead(loaded, horizon=horizon)
 
 
@@ -78,7 +95,8 @@ def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
         if loaded.task == "seq2seq":
             out = model.decode(batch.x, lengths=batch.lengths, max_len=batch.y.shape[1]).tokens
         elif loaded.task == "forecasting":
-            out = model(batch.x, lengths=batch.lengths).mean
+            cov = getattr(batch, "covariates", None)
+            out = model(batch.x, lengths=batch.lengths, covariates=cov).mean
         else:
             out = model(batch.x, lengths=batch.lengths)
             if loaded.task == "tagging" or model.config.task == "classification":

@@ -57,6 +57,10 @@ def build(experiment: Any, *, data: Any = None) -> Built:
     _setup(experiment)
     if experiment.task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}; got {experiment.task!r}")
+    if data is None and getattr(experiment.data, "path", None):
+        from rnnkit.train.user_data import build_user  # the user's own files (data.path)
+
+        return build_user(experiment)  # rebuilt from its config: the files are named there
     built = TASKS[experiment.task](experiment, data)
     if data is not None:  # the config alone cannot rebuild this data: say so in the artifact
         built.artifact_json.setdefault("data", IN_MEMORY)
@@ -379,7 +383,9 @@ def fit(
             weights_only=True,
         )
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
-    if experiment.run.test if test is None else test:
+    if test is None:  # runs on the user's files are always tested (beside their baselines)
+        test = experiment.run.test or built.user_files is not None
+    if test:
         metrics.update(_test_best(trainer, built, best_path))
     metrics.update(built.baselines)
     wall = time.perf_counter() - start

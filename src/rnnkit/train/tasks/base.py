@@ -204,6 +204,9 @@ class Built:
     # Training batches only: `fit` installs it on the module (the config's word dropout is one; an
     # application may set its own, or compose it with the config's).
     train_transform: Callable[[Batch], Batch] | None = None
+    # Runs on the user's files (`rnnkit.train.user_data.UserFiles`): splits, encoder and the
+    # inputs of the baselines; None otherwise.
+    user_files: Any = None
 
 
 class Samples(Dataset[Any]):
