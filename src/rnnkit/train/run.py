@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 
-ARTIFACT_FORMAT = "rnnkit.artifact/1"
+# The reader (read_artifact_meta, load_weights) is rnnkit.artifact: serving loads without Lightning.
+from rnnkit.artifact import ARTIFACT_FORMAT
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -104,33 +105,6 @@ def save_artifact(
     atomic_write_text(directory / "model.json", json.dumps(meta, indent=2))
     for name, text in (files or {}).items():
         atomic_write_text(directory / name, text)
-
-
-def read_artifact_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``model.json`` of a run directory (or of an artifact folder), checked."""
-    root = Path(run_dir)
-    folder = root / "artifact" if (root / "artifact").is_dir() else root
-    path = folder / "model.json"
-    if not path.is_file():
-        raise ValueError(
-            f"{root} is not an rnnkit run directory: {path} is missing (was the run finished?)"
-        )
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    if meta.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r} is not {ARTIFACT_FORMAT!r}")
-    meta["_folder"] = str(folder)
-    return meta
-
-
-def load_weights(model: nn.Module, folder: str | os.PathLike[str]) -> None:
-    """Load ``model.safetensors`` into ``model``; a clear ``ValueError`` when shapes disagree."""
-    path = Path(folder) / "model.safetensors"
-    if not path.is_file():
-        raise ValueError(f"{path} is missing")
-    try:
-        load_model(model, str(path))
-    except RuntimeError as err:
-        raise ValueError(f"{path} does not fit the model in model.json: {err}") from None
 
 
 def plot_loss_curve(metrics_csv: Path, out_png: Path, *, title: str) -> bool:

@@ -312,13 +312,35 @@ def build_classifier(experiment: ClassificationExperiment) -> Built:
     outputs = len(meta["classes"]) if experiment.model.task == "classification" else 1
     config = SequenceClassifierConfig(num_outputs=outputs, **sizes, **spec_dict(experiment.model))
     module = ClassificationTask(SequenceClassifier(config), **_common(experiment))
+    files, extra = _preprocessing_files(vocab=vocab, scaler=meta.get("scaler"))
     return Built(
         module,
         SequenceData(parts, batch_size=d.batch_size, collate_fn=collate),
         config,
         _batches(len(parts[0]), d.batch_size),
-        artifact_json={"classes": meta["classes"]},
+        files=files,
+        artifact_json={"classes": meta["classes"], **extra},
     )
+
+
+def _preprocessing_files(
+    *, vocab: Vocab | None = None, tgt_vocab: Vocab | None = None, scaler: Any = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The artifact files (and their model.json keys) that let a predictor turn raw input into the
+    model's tensors: vocabularies and the feature scaler fitted on the training split."""
+    import json
+
+    files, keys = {}, {}
+    for key, v in (("vocab", vocab), ("tgt_vocab", tgt_vocab)):
+        if v is not None:
+            files[f"{key}.json"] = json.dumps(
+                {"format": "rnnkit.vocab/1", "tokens": v.tokens}, ensure_ascii=False
+            )
+            keys[key] = f"{key}.json"
+    if scaler is not None:
+        files["scalers.json"] = json.dumps({"scaler": scaler.to_dict()})
+        keys["scalers"] = "scalers.json"
+    return files, keys
 
 
 def build_tagger(experiment: TaggingExperiment) -> Built:
@@ -382,7 +404,19 @@ def build_seq2seq(experiment: Seq2SeqExperiment) -> Built:
         Seq2Seq(config), teacher_forcing=experiment.model.teacher_forcing, **_common(experiment)
     )
     data = SequenceData(parts, batch_size=d.batch_size, collate_fn=_collate_pairs)
-    return Built(module, data, config, _batches(len(parts[0]), d.batch_size))
+    files, extra = ({}, {})
+    if not d.source.startswith("synthetic_"):
+        files, extra = _preprocessing_files(
+            vocab=splits.meta["src_vocab"], tgt_vocab=splits.meta["tgt_vocab"]
+        )
+    return Built(
+        module,
+        data,
+        config,
+        _batches(len(parts[0]), d.batch_size),
+        files=files,
+        artifact_json=extra,
+    )
 
 
 SEQUENCE_BUILDERS: dict[str, Callable[[Any], Built]] = {
