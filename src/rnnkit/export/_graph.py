@@ -337,22 +337,30 @@ class Seq2SeqDecoderGraph(nn.Module):
             names,
         )
 
-    def forward(self, token: Tensor, state: Flat, feed: Tensor, *memory: Tensor) -> tuple:
+    def forward(
+        self,
+        token: Tensor,
+        state: Flat,
+        feed: Tensor,
+        memory: Tensor | None = None,
+        mask: Tensor | None = None,
+        keys: Tensor | None = None,
+    ) -> tuple[Tensor, ...]:
         m = self.model
         embedded = _features(m.tgt, token[:, None])[:, 0]  # (B, E)
         kind = m.config.attention
         if kind == "bahdanau":
-            mem, mask, keys = memory
+            assert memory is not None and mask is not None and keys is not None
             query = state[0][-1]  # (B, H), top layer s_{t-1}
-            context, weights = _attend(m.attention, query, mem, mask, keys)  # type: ignore[arg-type]
+            context, weights = _attend(m.attention, query, memory, mask, keys)
             y, new = self.rnn.step(torch.cat([embedded, context], dim=-1), state)
             assert m.combine is not None
             hidden = torch.tanh(m.combine(torch.cat([y, context], dim=-1)))
             return (m.out(hidden), *new, context, weights)
         if kind != "none":
-            mem, mask, keys = memory
+            assert memory is not None and mask is not None and keys is not None
             y, new = self.rnn.step(torch.cat([embedded, feed], dim=-1), state)
-            context, weights = _attend(m.attention, y, mem, mask, keys)  # type: ignore[arg-type]
+            context, weights = _attend(m.attention, y, memory, mask, keys)
             assert m.combine is not None
             hidden = torch.tanh(m.combine(torch.cat([context, y], dim=-1)))
             return (m.out(hidden), *new, hidden, weights)

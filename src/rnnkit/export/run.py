@@ -129,17 +129,14 @@ def export_run(
     rows: int = 256,
 ) -> dict[str, Any]:
     """Export ``run_dir``'s model; returns what was written and checked (also in the JSON)."""
-    if fmt not in ("onnx", "torchscript"):
-        raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
+    if fmt != "onnx":
+        raise ValueError(f"--format must be onnx, got {fmt!r}")
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize must be int8 (or absent), got {quantize!r}")
-    if quantize and fmt != "onnx":
-        raise ValueError("--quantize int8 applies to --format onnx only")
     start = time.perf_counter()
     art = load_artifact(run_dir)
     model = art.model.float().eval()
-    suffix = ".onnx" if fmt == "onnx" else ".pt"
-    path = Path(out) if out else Path(run_dir) / "export" / f"model{suffix}"
+    path = Path(out) if out else Path(run_dir) / "export" / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     batches = test_batches(art.meta, rows=rows)
     x, lengths, _ = batches[0]
@@ -147,14 +144,7 @@ def export_run(
     feeds = example_feeds(model, x, lengths)
     streams = streaming_blocker(model) is None
     prep = Preprocessing.from_artifact(art, model)
-    if fmt == "torchscript":
-        from rnnkit.export.torchscript import export_torchscript
-
-        files, parity = export_torchscript(
-            model, path, feeds, streams=streams, atol=atol, rtol=rtol
-        )
-    else:
-        files, parity = export_model(model, path, feeds, streams=streams, atol=atol, rtol=rtol)
+    files, parity = export_model(model, path, feeds, streams=streams, atol=atol, rtol=rtol)
     specs = {g: graph.spec for g, graph in graphs_for(model).items()}  # type: ignore[misc]
     info: dict[str, Any] = {
         "format_kind": fmt,
