@@ -90,7 +90,7 @@ class Predictor:
         self.task = prep.task
         self._stoi = {t: i for i, t in enumerate(prep.vocab)} if prep.vocab else None
         cfg = prep.config
-        self._vocab_size = cfg.get("vocab_size") or cfg.get("src_vocab_size")
+        self._vocab_size: int | None = cfg.get("vocab_size") or cfg.get("src_vocab_size")
         self._float_width = cfg.get("input_size") or (
             cfg.get("target_size") if prep.task == "forecasting" else None
         )
@@ -196,7 +196,8 @@ class Predictor:
             )
         if not ids:
             raise ValueError(f"{field}: the input has no tokens")
-        bad = [i for i in ids if not 0 <= i < int(self._vocab_size)]
+        size = int(self._vocab_size or 0)
+        bad = [i for i in ids if not 0 <= i < size]
         if bad:
             raise ValueError(f"{field}: token id {bad[0]} is outside [0, {self._vocab_size})")
         return np.asarray(ids, dtype=np.int64)

@@ -138,9 +138,10 @@ class StatefulRecurrent(nn.Module):
         return x, tuple(torch.stack([f[k] for f in finals]) for k in range(len(state)))
 
 
-def _attend(attention: nn.Module, query: Tensor, memory: Tensor, mask: Tensor, keys: Tensor):
+def _attend(attention: nn.Module | None, query: Tensor, memory: Tensor, mask: Tensor, keys: Tensor):
     """Attention without the eager module's data-dependent checks: ``(context (B, K), weights
     (B, S))``, padded source positions weighted exactly 0."""
+    assert attention is not None
     scores = attention.score(query, keys).masked_fill(~mask, float("-inf"))  # type: ignore[operator]
     weights = torch.softmax(scores, dim=-1)
     return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights
@@ -272,7 +273,9 @@ class ForecasterGraph(nn.Module):
             means.append(pred.mean)
             log_vars.append(pred.log_var)
         mean = torch.stack(means, dim=1)  # (B, H, Y)
-        log_var = None if log_vars[0] is None else torch.stack(log_vars, dim=1)  # type: ignore[misc]
+        log_var = None
+        if pred.log_var is not None:
+            log_var = torch.stack([v for v in log_vars if v is not None], dim=1)
         return (*_forecast(mean, log_var), *final)
 
 
@@ -381,6 +384,16 @@ def graphs_for(model: nn.Module) -> dict[str, nn.Module]:
     if isinstance(model, Seq2Seq):
         return {"encoder": Seq2SeqEncoderGraph(model), "decoder": Seq2SeqDecoderGraph(model)}
     raise ValueError(f"no export graph for {type(model).__name__}")
+
+
+def graph_specs(model: nn.Module) -> dict[str, GraphSpec]:
+    """The ``GraphSpec`` of each graph of ``model``."""
+    specs: dict[str, GraphSpec] = {}
+    for name, graph in graphs_for(model).items():
+        spec = graph.spec
+        assert isinstance(spec, GraphSpec)
+        specs[name] = spec
+    return specs
 
 
 def state_shapes(model: nn.Module) -> dict[str, list[int]]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rnnkit.artifact import load_artifact
-from rnnkit.export._graph import graphs_for, streaming_blocker
+from rnnkit.export._graph import graph_specs, streaming_blocker
 from rnnkit.export.onnx import (
     ATOL,
     RTOL,
@@ -145,7 +145,7 @@ def export_run(
     streams = streaming_blocker(model) is None
     prep = Preprocessing.from_artifact(art, model)
     files, parity = export_model(model, path, feeds, streams=streams, atol=atol, rtol=rtol)
-    specs = {g: graph.spec for g, graph in graphs_for(model).items()}  # type: ignore[misc]
+    specs = graph_specs(model)
     info: dict[str, Any] = {
         "format_kind": fmt,
         "run": str(run_dir),

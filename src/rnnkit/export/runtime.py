@@ -8,6 +8,7 @@ server and the export parity check drive either one with the same code.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.export._graph import GraphSpec, graphs_for
+from rnnkit.export._graph import GraphSpec, graph_specs, graphs_for
 
 Arrays = dict[str, np.ndarray]
 
@@ -38,7 +39,7 @@ class TorchRuntime:
     def __init__(self, model: nn.Module) -> None:
         self.model = model.eval()
         self.graphs = graphs_for(model)
-        self.specs: dict[str, GraphSpec] = {k: g.spec for k, g in self.graphs.items()}  # type: ignore[misc]
+        self.specs = graph_specs(model)
 
     @torch.no_grad()
     def run(self, graph: str, feeds: Arrays) -> Arrays:
@@ -58,7 +59,7 @@ class OnnxRuntime:
 
     def __init__(
         self,
-        files: dict[str, str | os.PathLike[str]],
+        files: Mapping[str, str | os.PathLike[str]],
         specs: dict[str, GraphSpec],
         *,
         threads: int | None = None,

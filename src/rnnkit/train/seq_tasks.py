@@ -404,7 +404,8 @@ def build_seq2seq(experiment: Seq2SeqExperiment) -> Built:
         Seq2Seq(config), teacher_forcing=experiment.model.teacher_forcing, **_common(experiment)
     )
     data = SequenceData(parts, batch_size=d.batch_size, collate_fn=_collate_pairs)
-    files, extra = ({}, {})
+    files: dict[str, str] = {}
+    extra: dict[str, str] = {}
     if not d.source.startswith("synthetic_"):
         files, extra = _preprocessing_files(
             vocab=splits.meta["src_vocab"], tgt_vocab=splits.meta["tgt_vocab"]
