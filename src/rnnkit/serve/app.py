@@ -175,7 +175,13 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "sessions": len(store), "task": meta["task"]}
+        return {
+            "status": "ok",
+            "task": meta["task"],
+            "sessions": len(store),
+            "steps": batcher.steps,  # steps run, and the batched model calls that ran them
+            "model_calls": batcher.batches,
+        }
 
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
