@@ -123,6 +123,8 @@ class Predictor:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != EXPORT_FORMAT:
             raise ValueError(f"{meta_path}: format {meta.get('format')!r} is not {EXPORT_FORMAT!r}")
+        if meta.get("format_kind", "onnx") != "onnx":
+            raise ValueError(f"{meta_path}: describes a {meta['format_kind']} export, not ONNX")
         folder = meta_path.parent
         files = {g: folder / v["file"] for g, v in meta["graphs"].items()}
         specs = {

@@ -157,6 +157,42 @@ def test_every_cell_exports_at_any_length(case: str, tmp_path: Path):
     np.testing.assert_allclose(got["h_n"], want_h.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("case", ["layer_norm_lstm", "mingru", "bidirectional_2_layer_gru"])
+def test_torchscript_loop_is_not_unrolled(case: str, tmp_path: Path):
+    from rnnkit.export._graph import scripting
+    from rnnkit.export.torchscript import ScriptRuntime
+
+    torch.manual_seed(0)
+    options = dict(CELLS[case])
+    layer = Recurrent(options.pop("cell"), 3, 5, batch_first=True, **options).eval()
+    graph = _Layer(layer)
+    graph.rnn.script_loops()
+    zeros = graph.rnn.zeros(2)
+    with scripting(), torch.no_grad():
+        traced = torch.jit.trace(graph, (torch.randn(2, 4, 3), torch.tensor([4, 2]), zeros))
+    traced.save(str(tmp_path / "layer.pt"))
+    rt = ScriptRuntime({"main": tmp_path / "layer.pt"}, {"main": graph.spec})
+    x, lengths = torch.randn(3, 11, 3), torch.tensor([11, 1, 7])  # not the traced (2, 4)
+    got = rt.run(
+        "main",
+        {
+            "x": x.numpy(),
+            "lengths": lengths.numpy(),
+            **{n: z.numpy() for n, z in zip(graph.spec.state, graph.rnn.zeros(3), strict=True)},
+        },
+    )
+    with torch.no_grad():
+        want, _ = layer(x, lengths=lengths)
+    np.testing.assert_allclose(got["y"], want.numpy(), atol=1e-5)
+
+
+def test_torchscript_export_of_a_run(runs: dict[str, Path], tmp_path: Path):
+    report = export_run(runs["forecasting"], fmt="torchscript", out=tmp_path / "f.pt")
+    assert report["parity"]["ok"] and (tmp_path / "f.pt").is_file()
+    with pytest.raises(ValueError, match="describes a torchscript export, not ONNX"):
+        Predictor.from_onnx(tmp_path / "f.pt")
+
+
 def test_export_refuses_a_model_that_disagrees(runs: dict[str, Path], tmp_path: Path):
     from rnnkit.artifact import load_artifact
     from rnnkit.export.onnx import example_feeds

@@ -13,7 +13,7 @@ def main(args: Sequence[str]) -> int:
     from rnnkit.export.onnx import ATOL, RTOL
 
     parser = run_parser("export")
-    parser.add_argument("--format", type=Literal["onnx"], default="onnx")
+    parser.add_argument("--format", type=Literal["onnx", "torchscript"], default="onnx")
     parser.add_argument("--out", type=str | None, default=None, help="default: RUN/export/model.*")
     parser.add_argument("--quantize", type=Literal["int8"] | None, default=None)
     parser.add_argument("--atol", type=float, default=ATOL, help="parity: absolute tolerance")

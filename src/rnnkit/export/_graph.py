@@ -10,7 +10,11 @@ two implementations, chosen per call:
   then its ``recur`` inside ``torch._higher_order_ops.scan``, which the ONNX exporter turns into an
   ONNX ``Scan`` — one body for any ``T``, every cell (minGRU's step form, no ``logcumsumexp``;
   layer norm; zoneout's expectation), padded steps masked by ``lengths`` without any data-dependent
-  branch (a row keeps its state past its length; its outputs there are 0, as in ``Recurrent``).
+  branch (a row keeps its state past its length; its outputs there are 0, as in ``Recurrent``);
+- scripting (inside ``scripting()``, for ``torch.jit.trace``): the same masked step, traced once per
+  cell, run by a ``torch.jit.script`` loop over ``T``, so the TorchScript file is not unrolled at
+  the length it was traced with. Positions come from ``cumsum`` of ones, not ``arange(T)``, so no
+  size is frozen into the trace.
 
 Parity of the two (``rnnkit.export.onnx.check_parity``) is what the export command checks before
 it writes a file. Shapes follow the glossary: B batch, T steps, S source steps (seq2seq).
@@ -18,6 +22,8 @@ it writes a file. Shapes follow the glossary: B batch, T steps, S source steps (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -27,7 +33,7 @@ from torch._higher_order_ops.scan import scan
 from rnnkit.cells import RecurrentCell
 from rnnkit.models import Forecaster, LanguageModel, Seq2Seq, SequenceClassifier, SequenceTagger
 from rnnkit.models._common import final_hidden
-from rnnkit.recurrent import Recurrent, _gather_time, _reverse_index
+from rnnkit.recurrent import Recurrent
 from rnnkit.types import LSTMState, State
 
 Flat = tuple[Tensor, ...]  # a layer state as plain tensors: (h,) or (h, c), each (L*D, B, size)
@@ -59,8 +65,32 @@ class GraphSpec:
         return tuple(args)
 
 
+_SCRIPTING = False
+
+
 def _exporting() -> bool:
-    return bool(torch.compiler.is_exporting())
+    return _SCRIPTING or bool(torch.compiler.is_exporting())
+
+
+@contextmanager
+def scripting() -> Iterator[None]:
+    """Run graphs in their TorchScript form (scripted time loops) while tracing them."""
+    global _SCRIPTING
+    _SCRIPTING = True
+    try:
+        yield
+    finally:
+        _SCRIPTING = False
+
+
+def _positions(like: Tensor, dim: int) -> Tensor:
+    """``0, 1, 2, ...`` along ``dim`` of an integer tensor shaped like ``like`` (no size read)."""
+    return torch.ones_like(like, dtype=torch.long).cumsum(dim) - 1
+
+
+def _gather(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index[t, b], b]`` for time-major ``x`` ``(T, B, F)`` and ``index`` ``(T, B)``."""
+    return x.gather(0, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def state_names(layer: Recurrent, suffix: str = "") -> list[str]:
@@ -98,6 +128,13 @@ class StatefulRecurrent(nn.Module):
         super().__init__()
         self.layer = layer
         self.names = state_names(layer)
+        self._loops = nn.ModuleList()  # TorchScript time loops, one per cell (``script_loops``)
+
+    def script_loops(self) -> None:
+        """Build the scripted per-cell time loops that ``scripting()`` mode runs."""
+        from rnnkit.export.torchscript import cell_loop
+
+        self._loops = nn.ModuleList(cell_loop(c, len(self.names)) for c in self.layer._cell_list)
 
     def zeros(self, batch: int) -> Flat:
         return _flat(self.layer.init_state(batch))
@@ -109,18 +146,23 @@ class StatefulRecurrent(nn.Module):
             return out, _flat(final)
         layer = self.layer
         x = x.transpose(0, 1)  # (T, B, I)
-        steps = x.shape[0]
-        mask = (torch.arange(steps)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+        t = _positions(x[..., 0], 0)  # (T, B)
+        n = lengths[None, :]  # (1, B)
+        mask = (t < n)[..., None]  # (T, B, 1)
         D = layer.num_directions
-        reverse = _reverse_index(steps, lengths, x.device) if D == 2 else None
+        reverse = torch.where(t < n, n - 1 - t, t)  # each row reversed within its own length
         finals: list[Flat] = []
         for i_layer in range(layer.num_layers):
             outs = []
             for d in range(D):
                 i = i_layer * D + d
-                xs = x if d == 0 else _gather_time(x, reverse)
-                out, final = _scan_cell(layer._cell_list[i], xs, mask, tuple(s[i] for s in state))
-                outs.append(out if d == 0 else _gather_time(out, reverse))
+                xs = x if d == 0 else _gather(x, reverse)
+                cell, s_i = layer._cell_list[i], tuple(s[i] for s in state)
+                if _SCRIPTING:
+                    out, final = self._loops[i](cell.project_input(xs), mask, s_i)
+                else:
+                    out, final = _scan_cell(cell, xs, mask, s_i)
+                outs.append(out if d == 0 else _gather(out, reverse))
                 finals.append(final)
             x = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*O)
         stacked = tuple(torch.stack([f[k] for f in finals]) for k in range(len(state)))
@@ -153,8 +195,9 @@ def _features(inputs: nn.Module, x: Tensor) -> Tensor:
     return embedding(x) if embedding is not None else x
 
 
-def _mask(lengths: Tensor, steps: int) -> Tensor:
-    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
+def _mask(lengths: Tensor, like: Tensor) -> Tensor:
+    """``(B, T)`` True at real steps, for batch-first ``like`` ``(B, T, ...)``."""
+    return _positions(like[..., 0], 1) < lengths[:, None]
 
 
 class LanguageModelGraph(nn.Module):
@@ -200,7 +243,7 @@ class ClassifierGraph(nn.Module):
         if pooling == "last":
             features = final_hidden(_pack(final), directions=m.rnn.num_directions)
         else:
-            mask = _mask(lengths, out.shape[1])[..., None]  # (B, T, 1)
+            mask = _mask(lengths, out)[..., None]  # (B, T, 1)
             if pooling == "mean":
                 total = out.masked_fill(~mask, 0.0).sum(dim=1)
                 features = total / lengths[:, None].to(out.dtype)
@@ -232,7 +275,7 @@ class TaggerGraph(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor, state: Flat) -> tuple[Tensor, ...]:
         out, final = self.rnn(_features(self.model.inputs, x), lengths, state)
         logits = self.model.head(out)  # (B, T, C)
-        return (logits.masked_fill(~_mask(lengths, out.shape[1])[..., None], 0.0), *final)
+        return (logits.masked_fill(~_mask(lengths, out)[..., None], 0.0), *final)
 
 
 class ForecasterGraph(nn.Module):
@@ -313,7 +356,7 @@ class Seq2SeqEncoderGraph(nn.Module):
         feed = memory.new_zeros(x.shape[0], m.feed_size)
         if m.attention is None:
             return (*start, feed)
-        return (*start, feed, memory, _mask(lengths, x.shape[1]), m.attention.keys(memory))
+        return (*start, feed, memory, _mask(lengths, memory), m.attention.keys(memory))
 
 
 class Seq2SeqDecoderGraph(nn.Module):

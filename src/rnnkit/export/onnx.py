@@ -177,16 +177,18 @@ def export_model(
     streams: bool,
     atol: float = ATOL,
     rtol: float = RTOL,
+    example: dict[str, Arrays] | None = None,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Export every graph of ``model`` into a temporary folder, check parity on ``feeds``, and move
-    the files to ``out`` only if it holds; ``ValueError`` (nothing written) if it does not."""
+    """Export every graph of ``model`` (at the shapes of ``example``, default ``feeds``) into a
+    temporary folder, check parity on ``feeds``, and move the files to ``out`` only if it holds;
+    ``ValueError`` (nothing written) if it does not."""
     graphs = graphs_for(model.eval())
     final = graph_files(out, graphs)
     tmp = Path(tempfile.mkdtemp(prefix=".rnnkit-export-", dir=out.parent))
     try:
         staged = {g: tmp / p.name for g, p in final.items()}
         for name, graph in graphs.items():
-            export_graph(graph, feeds[name], staged[name])
+            export_graph(graph, (example or feeds)[name], staged[name])
         onnx_rt = OnnxRuntime(staged, graph_specs(model), threads=1)
         parity = check_parity(
             TorchRuntime(model), onnx_rt, feeds, streams=streams, atol=atol, rtol=rtol

@@ -129,22 +129,38 @@ def export_run(
     rows: int = 256,
 ) -> dict[str, Any]:
     """Export ``run_dir``'s model; returns what was written and checked (also in the JSON)."""
-    if fmt != "onnx":
-        raise ValueError(f"--format must be onnx, got {fmt!r}")
+    if fmt not in ("onnx", "torchscript"):
+        raise ValueError(f"--format must be onnx or torchscript, got {fmt!r}")
+    if quantize and fmt != "onnx":
+        raise ValueError("--quantize int8 applies to --format onnx only")
     if quantize not in (None, "int8"):
         raise ValueError(f"--quantize must be int8 (or absent), got {quantize!r}")
     start = time.perf_counter()
     art = load_artifact(run_dir)
     model = art.model.float().eval()
-    path = Path(out) if out else Path(run_dir) / "export" / "model.onnx"
+    suffix = ".onnx" if fmt == "onnx" else ".pt"
+    path = Path(out) if out else Path(run_dir) / "export" / f"model{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     batches = test_batches(art.meta, rows=rows)
     x, lengths, _ = batches[0]
     x, lengths = x[:8], lengths[:8]  # parity on 8 real rows of the test split
     feeds = example_feeds(model, x, lengths)
+    # Exported (traced) at 2 rows of at most 3 steps, checked at 8 rows of the full length: the
+    # check itself shows the batch and time axes are free.
+    short = min(3, x.shape[1])
+    example = example_feeds(model, x[:2, :short], np.minimum(lengths[:2], short))
     streams = streaming_blocker(model) is None
     prep = Preprocessing.from_artifact(art, model)
-    files, parity = export_model(model, path, feeds, streams=streams, atol=atol, rtol=rtol)
+    if fmt == "torchscript":
+        from rnnkit.export.torchscript import export_torchscript
+
+        files, parity = export_torchscript(
+            model, path, example, feeds, streams=streams, atol=atol, rtol=rtol
+        )
+    else:
+        files, parity = export_model(
+            model, path, feeds, streams=streams, atol=atol, rtol=rtol, example=example
+        )
     specs = graph_specs(model)
     info: dict[str, Any] = {
         "format_kind": fmt,

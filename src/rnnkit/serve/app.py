@@ -188,15 +188,15 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         limits = {k: v for k, v in vars(cfg).items() if k not in ("token", "secret")}
         return {**meta, "limits": limits}
 
-    @app.post("/predict")
-    async def predict(body: PredictBody) -> dict[str, Any]:
+    @app.post("/predict", response_class=JSONResponse)
+    async def predict(body: PredictBody) -> JSONResponse:
         if not body.inputs or len(body.inputs) > cfg.max_batch:
             raise HttpError(400 if not body.inputs else 413, f"inputs: give 1 to {cfg.max_batch}")
         for i, raw in enumerate(body.inputs):
             if isinstance(raw, list | str) and len(raw) > cfg.max_seq_len:
                 raise HttpError(413, f"inputs[{i}]: longer than max_seq_len={cfg.max_seq_len}")
         outputs = await asyncio.to_thread(predictor.predict, body.inputs, max_len=body.max_len)
-        return {"outputs": outputs}
+        return JSONResponse({"outputs": outputs})
 
     @app.post("/generate")
     async def generate(body: GenerateBody) -> StreamingResponse:
@@ -229,8 +229,9 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
             return {"state": codec.encode(None, 0)}
         return {"id": store.open()}
 
-    @app.post("/sessions/step")
-    async def client_step(body: ClientStepBody) -> dict[str, Any]:
+    # Hot routes return JSONResponse directly: FastAPI's response encoding walks every float.
+    @app.post("/sessions/step", response_class=JSONResponse)
+    async def client_step(body: ClientStepBody) -> JSONResponse:
         if not cfg.client_state:
             raise HttpError(400, "this server keeps state itself: use POST /sessions/{id}/step")
         check_steps(body.inputs)
@@ -239,7 +240,8 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         except ValueError as err:
             raise HttpError(403, str(err)) from None
         outputs, state = await run_steps(body.inputs, state)
-        return {"outputs": outputs, "state": codec.encode(state, steps + len(body.inputs))}
+        token = codec.encode(state, steps + len(body.inputs))
+        return JSONResponse({"outputs": outputs, "state": token})
 
     def session(sid: str) -> Any:
         if cfg.client_state:
@@ -251,14 +253,14 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         except KeyError:
             raise HttpError(404, f"no session {sid}") from None
 
-    @app.post("/sessions/{sid}/step")
-    async def step(sid: str, body: StepBody) -> dict[str, Any]:
+    @app.post("/sessions/{sid}/step", response_class=JSONResponse)
+    async def step(sid: str, body: StepBody) -> JSONResponse:
         check_steps(body.inputs)
         s = session(sid)
         async with s.lock:  # steps of one stream run in order
             outputs, s.state = await run_steps(body.inputs, s.state)
             s.steps += len(body.inputs)
-            return {"outputs": outputs, "steps": s.steps}
+            return JSONResponse({"outputs": outputs, "steps": s.steps})
 
     @app.delete("/sessions/{sid}")
     async def close(sid: str) -> dict[str, Any]:
