@@ -232,3 +232,17 @@ def test_bad_raw_input_names_the_field(runs: dict[str, Path]):
         predictor.predict([[0.1, 0.2], [0.3, float("nan")]])
     with pytest.raises(ValueError, match="this model cannot stream: a seq2seq model"):
         Predictor.from_run(runs["seq2seq"]).open_stream()
+
+
+def test_cli_export_then_predict_raw_inputs(runs: dict[str, Path], capsys: Any):
+    from rnnkit.cli import main
+
+    run = runs["tagging"]
+    assert main(["export", "--run", str(run)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["parity"]["ok"] and (run / "export" / "model.json").is_file()
+    assert main(["predict", "--run", str(run), "--onnx", "true", "--inputs", "[[4, 9, 5]]"]) == 0
+    answer = json.loads(capsys.readouterr().out)[0]
+    assert len(answer["tags"]) == 3 and len(answer["probabilities"]) == 3
+    assert main(["predict", "--run", str(run), "--inputs", "[[4, 99]]"]) == 2
+    assert "inputs[0]: token id 99 is outside [0, 14)" in capsys.readouterr().err
