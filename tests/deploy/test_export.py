@@ -52,10 +52,22 @@ def _close(a: Any, b: Any) -> None:
         assert a == b
 
 
+@pytest.fixture(scope="module")
+def exported(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Each family exported once (the classifier with its int8 copy): task -> (file, report)."""
+    out = {}
+    for task, run in runs.items():
+        path = tmp_path_factory.mktemp(task) / "model.onnx"
+        quantize = "int8" if task == "classification" else None
+        out[task] = (path, export_run(run, out=path, quantize=quantize))
+    return out
+
+
 @pytest.mark.parametrize("task", list(RAW))
-def test_family_exports_and_answers_like_eager(task: str, runs: dict[str, Path], tmp_path: Path):
-    out = tmp_path / "model.onnx"
-    report = export_run(runs[task], out=out, quantize="int8" if task == "classification" else None)
+def test_family_exports_and_answers_like_eager(
+    task: str, runs: dict[str, Path], exported: dict[str, Any]
+):
+    out, report = exported[task]
     assert report["parity"]["ok"], report["parity"]
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["preprocessing"]["task"] == task and meta["parity"]["ok"]
@@ -73,10 +85,8 @@ def test_family_exports_and_answers_like_eager(task: str, runs: dict[str, Path],
             _close(s_onnx.step(x), s_eager.step(x))
 
 
-def test_language_model_stream_equals_model_step(runs: dict[str, Path], tmp_path: Path):
-    out = tmp_path / "lm.onnx"
-    export_run(runs["language_model"], out=out)
-    predictor = Predictor.from_onnx(out)
+def test_language_model_stream_equals_model_step(runs: dict[str, Path], exported: dict):
+    predictor = Predictor.from_onnx(exported["language_model"][0])
     model = Predictor.from_run(runs["language_model"]).runtime.model
     stream, state = predictor.open_stream(), None
     vocab = predictor.prep.vocab
@@ -205,9 +215,8 @@ def test_export_refuses_a_model_that_disagrees(runs: dict[str, Path], tmp_path: 
     assert not out.exists() and not list(tmp_path.glob("*.onnx"))
 
 
-def test_predictor_imports_no_lightning(runs: dict[str, Path], tmp_path: Path):
-    out = tmp_path / "m.onnx"
-    export_run(runs["tagging"], out=out)
+def test_predictor_imports_no_lightning(runs: dict[str, Path], exported: dict):
+    out = exported["tagging"][0]
     code = (
         "import sys; from rnnkit import Predictor; import rnnkit.serve\n"
         f"Predictor.from_run({str(runs['tagging'])!r}).predict([[4, 5]])\n"
