@@ -55,6 +55,12 @@ def _demo_sized_run(folder: Path) -> Path:
     return folder
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,7 +157,11 @@ def main() -> None:
                         raise SystemExit("server did not start") from None
                     time.sleep(0.2)
             load = os.getloadavg()
+            server_cpu, client_cpu = _cpu_s(server.pid), time.process_time()
             result = asyncio.run(_load(base, texts, client_state=mode == "client_state"))
+            n = max(result["requests"], 1)
+            result["server_cpu_ms_per_request"] = (_cpu_s(server.pid) - server_cpu) * 1e3 / n
+            result["client_cpu_ms_per_request"] = (time.process_time() - client_cpu) * 1e3 / n
         finally:
             server.terminate()
             server.wait(10)
@@ -193,21 +203,24 @@ def main() -> None:
 
 def _readme(payload: dict) -> None:
     lines = [
-        "| state | requests/s | p50 ms | p99 ms | errors | mean model batch | isolation |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| state | requests/s | p50 ms | p99 ms | errors | mean model batch | server / client CPU "
+        "ms per request | isolation |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for mode, r in payload["results"].items():
         iso = "ok" if r["isolation"]["ok"] else "FAILED"
         lines.append(
             f"| {mode} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['errors']} | {r['mean_model_batch']:.1f} | {iso} |"
+            f"{r['errors']} | {r['mean_model_batch']:.1f} | "
+            f"{r['server_cpu_ms_per_request']:.2f} / {r['client_cpu_ms_per_request']:.2f} | {iso} |"
         )
     lines.append("")
     lines.append(
         f"{payload['sessions']} sessions x {payload['steps_per_session']} steps, "
-        f"{payload['runtime']}; "
-        "client and server on the same shared, busy 2-core machine "
-        "(`benchmarks/results/serve.json`)."
+        f"{payload['runtime']}; client and server on the same shared, busy 2-core machine "
+        f"(load average {payload['results']['server_state']['loadavg_before'][0]:.1f} at the "
+        "start; `benchmarks/results/serve.json`). Latency is per request in a closed loop of "
+        "200 sessions, so it is about sessions / throughput."
     )
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")

@@ -16,6 +16,14 @@ from torch import Tensor, nn
 
 from rnnkit import LSTMState, Recurrent
 from rnnkit.export._graph import GraphSpec, StatefulRecurrent
+from rnnkit.models import (
+    Forecaster,
+    ForecasterConfig,
+    Seq2Seq,
+    Seq2SeqConfig,
+    SequenceClassifier,
+    SequenceClassifierConfig,
+)
 from rnnkit.predictor import Predictor
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the export extra)")
@@ -138,8 +146,7 @@ def test_every_cell_exports_at_any_length(case: str, tmp_path: Path):
     export_feeds = {"x": np.random.randn(2, 4, 3).astype(np.float32), "lengths": np.array([4, 3])}
     export_graph(graph, {**export_feeds, **zeros}, tmp_path / "layer.onnx")
     rt = OnnxRuntime({"main": tmp_path / "layer.onnx"}, {"main": graph.spec})
-    ref = TorchRuntime.__new__(TorchRuntime)  # the same graph, eager
-    ref.graphs, ref.specs, ref.model = {"main": graph}, {"main": graph.spec}, graph
+    ref = TorchRuntime(graph, graphs={"main": graph})  # the same graph, eager
     B, T = 3, 11  # not the export's (2, 4)
     rng = np.random.default_rng(1)
     state = {
@@ -201,6 +208,84 @@ def test_torchscript_export_of_a_run(runs: dict[str, Path], tmp_path: Path):
     assert report["parity"]["ok"] and (tmp_path / "f.pt").is_file()
     with pytest.raises(ValueError, match="describes a torchscript export, not ONNX"):
         Predictor.from_onnx(tmp_path / "f.pt")
+
+
+VARIANTS = {
+    "autoregressive_gaussian_forecaster": lambda: Forecaster(
+        ForecasterConfig(
+            horizon=3,
+            strategy="autoregressive",
+            distribution="gaussian",
+            cell="gru",
+            hidden_size=8,
+            num_layers=2,
+        )
+    ),
+    "attention_pooled_bidirectional_classifier": lambda: SequenceClassifier(
+        SequenceClassifierConfig(
+            num_outputs=3,
+            input_size=2,
+            cell="minlstm",
+            hidden_size=8,
+            bidirectional=True,
+            pooling="attention",
+        )
+    ),
+    "mean_pooled_token_classifier": lambda: SequenceClassifier(
+        SequenceClassifierConfig(num_outputs=2, vocab_size=9, cell="rnn", pooling="mean")
+    ),
+    "luong_lstm_seq2seq": lambda: Seq2Seq(
+        Seq2SeqConfig(
+            src_vocab_size=9,
+            tgt_vocab_size=9,
+            cell="lstm",
+            hidden_size=8,
+            embedding_dim=4,
+            num_layers=2,
+            attention="general",
+        )
+    ),
+    "plain_gru_seq2seq": lambda: Seq2Seq(
+        Seq2SeqConfig(
+            src_vocab_size=9,
+            tgt_vocab_size=9,
+            cell="mingru",
+            hidden_size=8,
+            embedding_dim=4,
+            bidirectional_encoder=False,
+            attention="none",
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_model_variants_export_with_parity(variant: str, tmp_path: Path):
+    from rnnkit.export._graph import streaming_blocker
+    from rnnkit.export.onnx import example_feeds
+
+    torch.manual_seed(0)
+    model = VARIANTS[variant]().eval()
+    rng = np.random.default_rng(0)
+    cfg = model.config
+    width = getattr(cfg, "input_size", None) or getattr(cfg, "target_size", None)
+    tokens = not isinstance(model, Forecaster) and not getattr(cfg, "input_size", None)
+
+    def batch(b: int, t: int) -> np.ndarray:
+        if tokens:
+            return rng.integers(3, 9, (b, t)).astype(np.int64)
+        return rng.standard_normal((b, t, width)).astype(np.float32)
+
+    example = example_feeds(model, batch(2, 3), np.array([3, 2]))
+    feeds = example_feeds(model, batch(5, 9), np.array([9, 1, 4, 9, 6]))
+    _, report = export_model(
+        model,
+        tmp_path / "m.onnx",
+        feeds,
+        streams=streaming_blocker(model) is None,
+        example=example,
+    )
+    assert report["ok"], report
 
 
 def test_export_refuses_a_model_that_disagrees(runs: dict[str, Path], tmp_path: Path):

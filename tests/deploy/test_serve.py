@@ -21,7 +21,7 @@ from rnnkit.predictor import Predictor
 pytest.importorskip("fastapi", reason="fastapi is not installed (the serve extra)")
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (the serve extra)")
 
-from rnnkit.serve import BodyLimit, ServeConfig, create_app  # noqa: E402
+from rnnkit.serve import ServeConfig, create_app  # noqa: E402
 
 
 @contextmanager
@@ -30,7 +30,7 @@ def server(predictor: Predictor, config: ServeConfig) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = BodyLimit(create_app(predictor, config), config.max_body_bytes)
+    app = create_app(predictor, config)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
