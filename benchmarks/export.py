@@ -5,7 +5,8 @@ depend on their values). Variants, all single-threaded and interleaved round by 
 process so that machine load hits them alike:
 
 - ``eager``: the graph in torch (``TorchRuntime``; the fused LSTM kernel);
-- ``torchscript``: ``torch.jit.trace`` of the same graph at the measured shapes;
+- ``torchscript``: the TorchScript export (``rnnkit export --format torchscript``: traced graph,
+  scripted per-cell time loop, so it runs at any T; the fused LSTM kernel is not used);
 - ``onnx_fp32`` / ``onnx_int8``: the exported graph (a ``Scan`` over the cell) in ONNX Runtime,
   and its dynamically int8-quantised copy.
 
@@ -21,7 +22,6 @@ import platform
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch
 
 from rnnkit.export.onnx import example_feeds, export_model, quantize_int8
 from rnnkit.export.runtime import OnnxRuntime, TorchRuntime
+from rnnkit.export.torchscript import ScriptRuntime, export_torchscript
 from rnnkit.models import LanguageModel, LanguageModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +54,17 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 107, (8, 16)).astype(np.int64)
     feeds = example_feeds(model, x, np.full(8, 16, dtype=np.int64))
-    files, parity = export_model(model, tmp / "lm.onnx", feeds, streams=True)
+    example = example_feeds(model, x[:2, :3], np.full(2, 3, dtype=np.int64))
+    files, parity = export_model(model, tmp / "lm.onnx", feeds, streams=True, example=example)
+    ts_files, _ = export_torchscript(
+        model, tmp / "lm.pt", example, feeds, streams=True, atol=1e-4, rtol=1e-3
+    )
     qfiles = quantize_int8(files)
     torch_rt = TorchRuntime(model)
     specs = torch_rt.specs
     runtimes = {
         "eager": torch_rt,
+        "torchscript": ScriptRuntime(ts_files, specs),
         "onnx_fp32": OnnxRuntime(files, specs, threads=1),
         "onnx_int8": OnnxRuntime(qfiles, specs, threads=1),
     }
@@ -71,23 +77,12 @@ def main() -> None:
             f = {"x": ids, "lengths": np.full(B, T, dtype=np.int64)}
             f.update({n: np.zeros((1, B, 256), np.float32) for n in ("h", "c")})
             cases[f"{kind}_B{B}"] = f
-    traced = {}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        graph = torch_rt.graphs["main"]
-        for name, f in cases.items():
-            args = specs["main"].arguments({k: torch.from_numpy(v) for k, v in f.items()})
-            traced[name] = (torch.jit.trace(graph, args, check_trace=False), args)
     for _ in range(ROUNDS):
         for name, f in cases.items():
             calls = 200 if name.startswith("step") else 5
             for variant, rt in runtimes.items():
                 t = _timed(lambda rt=rt, f=f: rt.run("main", f), calls)
                 results.setdefault(name, {}).setdefault(variant, []).append(t)
-            module, args = traced[name]
-            with torch.no_grad():
-                t = _timed(lambda m=module, a=args: m(*a), calls)
-            results[name].setdefault("torchscript", []).append(t)
     load_after = os.getloadavg()
     table = {}
     for name, per in results.items():

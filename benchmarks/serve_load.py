@@ -73,11 +73,16 @@ async def _session(c: httpx.AsyncClient, chars: str, *, client_state: bool, lat:
     outputs, errors = [], 0
     for ch in chars:
         start = time.perf_counter()
-        if client_state:
-            r = await c.post("/sessions/step", json={"state": key, "inputs": [ch]})
-        else:
-            r = await c.post(f"/sessions/{key}/step", json={"inputs": [ch]})
-        lat.append(time.perf_counter() - start)
+        try:
+            if client_state:
+                r = await c.post("/sessions/step", json={"state": key, "inputs": [ch]})
+            else:
+                r = await c.post(f"/sessions/{key}/step", json={"inputs": [ch]})
+        except httpx.TransportError:  # counted, not retried: a dropped request is an error
+            errors += 1
+            continue
+        finally:
+            lat.append(time.perf_counter() - start)
         if r.status_code != 200:
             errors += 1
             continue
@@ -113,6 +118,33 @@ async def _load(base: str, texts: list[str], *, client_state: bool) -> dict:
     }
 
 
+def _batching(run: Path, texts: list[str], rounds: int = 5) -> dict:
+    """What micro-batching buys, in process: one step of all sessions as one ``step_many`` call
+    against one call per session (interleaved rounds, median), on the server's own predictor."""
+    from rnnkit.predictor import Predictor
+
+    torch.set_num_threads(1)
+    p = Predictor.from_run(run)
+    steps = [p.encode_step(t[0]) for t in texts]
+    states: list = [None] * len(texts)
+    batched, single = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        p.step_many(steps, states)
+        batched.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for s in steps:
+            p.step_many([s], [None])
+        single.append(time.perf_counter() - start)
+    b, s1 = statistics.median(batched), statistics.median(single)
+    return {
+        "streams": len(texts),
+        "one_batched_step_ms": b * 1e3,
+        "one_step_per_stream_ms": s1 * 1e3,
+        "speedup": s1 / b,
+    }
+
+
 def _offline(run: Path, texts: list[str]) -> list[np.ndarray]:
     from rnnkit.artifact import load_artifact
 
@@ -139,7 +171,9 @@ def main() -> None:
     texts = ["".join(rng.choice(alphabet, args.steps)) for _ in range(args.sessions)]
     want = _offline(run, texts)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
-    report = {}
+    report: dict = {}
+    batching = _batching(run, texts)
+    print("batching", json.dumps(batching))
     for mode in ("server_state", "client_state"):
         port = _free_port()
         cmd = [sys.executable, "-m", "rnnkit.cli", "serve", "--run", str(run), "--port", str(port)]
@@ -190,6 +224,7 @@ def main() -> None:
         "runtime": "torch eager, 1 thread, micro-batching wait 2 ms",
         "client": "httpx async, one process, loopback",
         "results": report,
+        "batching_in_process": batching,
         "machine": {
             "note": "shared, busy 2-core machine; client and server share it",
             "cpus": os.cpu_count(),
@@ -220,7 +255,11 @@ def _readme(payload: dict) -> None:
         f"{payload['runtime']}; client and server on the same shared, busy 2-core machine "
         f"(load average {payload['results']['server_state']['loadavg_before'][0]:.1f} at the "
         "start; `benchmarks/results/serve.json`). Latency is per request in a closed loop of "
-        "200 sessions, so it is about sessions / throughput."
+        "200 sessions, so it is about sessions / throughput. In process, one batched step of "
+        f"{payload['batching_in_process']['streams']} streams takes "
+        f"{payload['batching_in_process']['one_batched_step_ms']:.1f} ms against "
+        f"{payload['batching_in_process']['one_step_per_stream_ms']:.1f} ms for one step per "
+        f"stream ({payload['batching_in_process']['speedup']:.0f}x)."
     )
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")

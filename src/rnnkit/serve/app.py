@@ -278,4 +278,13 @@ def serve(
 
     app = create_app(predictor, config)
     # httptools and uvloop (the serve extra) are picked up by uvicorn when installed.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    # Keep idle connections longer than a client's pause between steps (uvicorn's 5 s default
+    # races with clients that reuse a pooled connection just as the server closes it).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=75,
+    )
