@@ -24,6 +24,7 @@ _LAZY = {
     "Batch": "rnnkit.types",
     "LSTMState": "rnnkit.types",
     "State": "rnnkit.types",
+    "Predictor": "rnnkit.predictor",
 }
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         RecurrentCell,
         ScanCell,
     )
+    from rnnkit.predictor import Predictor
     from rnnkit.recurrent import Recurrent
     from rnnkit.types import Batch, LSTMState, State
 
@@ -60,6 +62,7 @@ __all__ = [
     "LSTMState",
     "MinGRUCell",
     "MinLSTMCell",
+    "Predictor",
     "Recurrent",
     "RecurrentCell",
     "ScanCell",

@@ -190,3 +190,14 @@ __all__ = [
     "verify_file",
     "verify_recorded",
 ]
+
+
+def reason(err: BaseException) -> str:
+    """The first line of a loader's error. torch's unpickling errors go on to suggest
+    ``weights_only=False``, which would run whatever code the file holds: never show that."""
+    text = str(err).strip()
+    if "weights_only" in text or "Unpickler" in text or "unpickl" in text.lower():
+        return "it is damaged, or holds objects other than tensors and plain data"
+    if isinstance(err, OSError) or "zip archive" in text or "central directory" in text:
+        return "it is truncated or damaged"
+    return text.splitlines()[0][:200] if text else type(err).__name__

@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "diagnose:main",
         "gradient flow through time, gate saturation and Jacobian spectra of a run",
     ),
+    "export": ("export:main", "export a run's model to ONNX with its state as inputs and outputs"),
+    "serve": ("serve:main", "serve a run (or an exported model) over HTTP with streaming sessions"),
     "app": (
         "app:main",
         "run an application end to end on real data against its baselines (configs/APP.yaml)",

@@ -81,8 +81,6 @@ def generate(args: Sequence[str]) -> int:
 
 
 def predict(args: Sequence[str]) -> int:
-    from rnnkit.train.predict import predict_run
-
     parser = run_parser("predict")
     parser.add_argument("--text", type=str | None, default=None, help="LM: text to score (bpc)")
     parser.add_argument("--out", type=str | None, default=None, help="CSV path (default: run dir)")
@@ -95,7 +93,33 @@ def predict(args: Sequence[str]) -> int:
         default=None,
         help="forecasting: future covariates of the forecast steps (id, time, their columns)",
     )
+    parser.add_argument(
+        "--inputs",
+        type=str | None,
+        default=None,
+        help="raw inputs as a JSON list, answered by rnnkit.Predictor: '[\"a great film\"]'",
+    )
+    parser.add_argument(
+        "--onnx", type=bool, default=False, help="--inputs: use RUN/export/model.onnx"
+    )
     ns = parser.parse_args(list(args))
+    if ns.inputs is not None:
+        from pathlib import Path
+
+        from rnnkit.predictor import Predictor
+
+        try:
+            raw = json.loads(ns.inputs)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--inputs is not JSON: {err.msg} at column {err.colno}") from None
+        if not isinstance(raw, list):
+            raise ValueError("--inputs must be a JSON list of raw inputs")
+        model = Path(ns.run) / "export" / "model.onnx"
+        predictor = Predictor.from_onnx(model) if ns.onnx else Predictor.from_run(ns.run)
+        print(json.dumps(predictor.predict(raw), indent=2))
+        return 0
+    from rnnkit.train.predict import predict_run
+
     result = predict_run(ns.run, text=ns.text, out=ns.out, input_path=ns.input, future=ns.future)
     print(json.dumps(result, indent=2))
     return 0

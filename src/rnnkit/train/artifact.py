@@ -9,16 +9,8 @@ from typing import Any
 
 from torch import nn
 
+from rnnkit.artifact import load_artifact
 from rnnkit.data.text import Vocab
-from rnnkit.train.run import load_weights, read_artifact_meta
-
-_MODEL_CLASSES = {
-    "LanguageModel": ("LanguageModel", "LanguageModelConfig"),
-    "SequenceClassifier": ("SequenceClassifier", "SequenceClassifierConfig"),
-    "SequenceTagger": ("SequenceTagger", "SequenceTaggerConfig"),
-    "Forecaster": ("Forecaster", "ForecasterConfig"),
-    "Seq2Seq": ("Seq2Seq", "Seq2SeqConfig"),
-}
 
 
 @dataclass
@@ -34,27 +26,10 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
-    """Rebuild the model of ``run_dir/artifact`` from ``model.json`` and load its weights."""
-    import rnnkit.models as models
+    """Rebuild the model of ``run_dir/artifact`` (`rnnkit.artifact`, Lightning-free, integrity
+    checked) and add the experiment it was trained by, as typed config."""
     from rnnkit.train.experiment_io import experiment_from_dict
 
-    meta = read_artifact_meta(run_dir)
-    folder = Path(meta["_folder"])
-    names = _MODEL_CLASSES.get(meta.get("model_class", ""))
-    if names is None:
-        raise ValueError(
-            f"{folder / 'model.json'}: unknown model_class {meta.get('model_class')!r}"
-        )
-    cls, cfg_cls = getattr(models, names[0]), getattr(models, names[1])
-    try:
-        config = cfg_cls(**meta["model_config"])
-    except TypeError as err:
-        raise ValueError(
-            f"{folder / 'model.json'}: model_config does not fit {names[1]}: {err}"
-        ) from None
-    model = cls(config)
-    load_weights(model, folder)
-    model.eval()
-    vocab = Vocab.load(folder / meta["vocab"]) if meta.get("vocab") else None
-    experiment = experiment_from_dict(meta.get("experiment", {"task": meta["task"]}))
-    return LoadedRun(Path(run_dir), meta["task"], model, meta, experiment, vocab)
+    art = load_artifact(run_dir)
+    experiment = experiment_from_dict(art.meta.get("experiment", {"task": art.task}))
+    return LoadedRun(Path(run_dir), art.task, art.model, art.meta, experiment, art.vocab)

@@ -409,32 +409,6 @@ class SequenceDataConfig:
     scale: bool = True  # numeric series: standard-scale each channel with training statistics
 
     def __post_init__(self) -> None:
-        formats = (None, "ts", "wide", "long", "csv", "tsv", "jsonl", "parquet", "conll")
-        if self.format not in formats:
-            raise ValueError(f"data.format must be one of {list(formats[1:])}, got {self.format!r}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
-                f"data.val_fraction must be in (0, 1) or null, got {self.val_fraction}"
-            )
-        if self.level not in ("char", "word"):
-            raise ValueError(f"data.level must be 'char' or 'word', got {self.level!r}")
-        if self.seq_len < 1 or self.horizon < 1 or self.batch_size < 1:
-            raise ValueError(
-                "data.seq_len, data.horizon and data.batch_size must be >= 1, got "
-                f"{self.seq_len}, {self.horizon}, {self.batch_size}"
-            )
-
-
-@dataclass
-class EvaluateConfig:
-    """What a run reports beside the model's own metrics."""
-
-    baselines: bool = True  # score the task's simple baselines on the test split; give a verdict
-    dtw_max_cells: float = 3e8  # 1-NN DTW only when test x train x T x T is at most this
-
-    def __post_init__(self) -> None:
         for name in ("batch_size", "num_samples", "seq_len", "horizon"):
             _need(getattr(self, name) >= 1, f"data.{name}", ">= 1", getattr(self, name))
         if self.val_fraction is not None:
@@ -444,6 +418,23 @@ class EvaluateConfig:
                 "in (0, 1) or null",
                 self.val_fraction,
             )
+        _need(
+            _finite(self.test_fraction) and 0 < self.test_fraction < 1,
+            "data.test_fraction",
+            "in (0, 1)",
+            self.test_fraction,
+        )
+        formats = (None, "ts", "wide", "long", "csv", "tsv", "jsonl", "parquet", "conll")
+        _need(self.format in formats, "data.format", f"one of {list(formats[1:])}", self.format)
+        _need(self.level in ("char", "word"), "data.level", "'char' or 'word'", self.level)
+
+
+@dataclass
+class EvaluateConfig:
+    """What a run reports beside the model's own metrics."""
+
+    baselines: bool = True  # score the task's simple baselines on the test split; give a verdict
+    dtw_max_cells: float = 3e8  # 1-NN DTW only when test x train x T x T is at most this
 
 
 @dataclass

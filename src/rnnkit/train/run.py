@@ -24,22 +24,21 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 from torch import nn
 
+# The reader (read_artifact_meta, load_weights) is rnnkit.artifact: serving loads without Lightning.
+from rnnkit.artifact import ARTIFACT_FORMAT
 from rnnkit.integrity import (
     atomic_write_bytes,
-    read_json,
+    reason,
     record_digest,
     seal_meta,
     sha256_file,
     sidecar,
     tmp_path,
-    verify_artifact,
     verify_recorded,
 )
-
-ARTIFACT_FORMAT = "rnnkit.artifact/1"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -89,22 +88,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") 
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as err:
         raise ValueError(
-            f"checkpoint {p} is not a readable rnnkit checkpoint: {_reason(err)}"
+            f"checkpoint {p} is not a readable rnnkit checkpoint: {reason(err)}"
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"checkpoint {p} holds no 'state_dict'; it was not written by rnnkit fit")
     return ckpt
-
-
-def _reason(err: BaseException) -> str:
-    """The first line of a loader's error. torch's unpickling errors go on to suggest
-    ``weights_only=False``, which would run whatever code the file holds: never show that."""
-    text = str(err).strip()
-    if "weights_only" in text or "Unpickler" in text or "unpickl" in text.lower():
-        return "it is damaged, or holds objects other than tensors and plain data"
-    if isinstance(err, OSError) or "zip archive" in text or "central directory" in text:
-        return "it is truncated or damaged"
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def refuse_nonfinite(state: Mapping[str, Any], path: Path) -> None:
@@ -152,37 +140,6 @@ def save_artifact(
     }
     meta = seal_meta(meta, directory, ["model.safetensors", *(files or {})])
     atomic_write_text(directory / "model.json", json.dumps(meta, indent=2))
-
-
-def read_artifact_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``model.json`` of a run directory (or of an artifact folder), checked."""
-    root = Path(run_dir)
-    folder = root / "artifact" if (root / "artifact").is_dir() else root
-    path = folder / "model.json"
-    if not path.is_file():
-        raise ValueError(
-            f"{root} is not an rnnkit run directory: {path} is missing (was the run finished?)"
-        )
-    meta = read_json(path)
-    if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{path}: format {found!r} is not {ARTIFACT_FORMAT!r}")
-    verify_artifact(folder, meta)
-    meta["_folder"] = str(folder)
-    return meta
-
-
-def load_weights(model: nn.Module, folder: str | os.PathLike[str]) -> None:
-    """Load ``model.safetensors`` into ``model``; a clear ``ValueError`` when shapes disagree."""
-    path = Path(folder) / "model.safetensors"
-    if not path.is_file():
-        raise ValueError(f"{path} is missing")
-    try:
-        load_model(model, str(path))
-    except RuntimeError as err:
-        raise ValueError(f"{path} does not fit the model in model.json: {_reason(err)}") from None
-    except Exception as err:  # safetensors' own errors: a damaged header or data
-        raise ValueError(f"{path} is not a readable safetensors file: {_reason(err)}") from None
 
 
 def plot_loss_curve(metrics_csv: Path, out_png: Path, *, title: str) -> bool:

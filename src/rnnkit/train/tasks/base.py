@@ -344,3 +344,25 @@ def as_parts(data: Any) -> tuple[Any, Any, Any]:
     if data.val is None:
         raise ValueError("data passed to build has no validation split (DataParts.val)")
     return data.train, data.val, data.test
+
+
+def preprocessing_files(
+    *, vocab: Any = None, tgt_vocab: Any = None, scaler: Any = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The artifact files, and their ``model.json`` keys, that let a predictor turn raw input into
+    the model's tensors: vocabularies (``vocab.json``, ``tgt_vocab.json``) and the feature scaler
+    fitted on the training split (``scalers.json``)."""
+    import json
+
+    files: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    for key, v in (("vocab", vocab), ("tgt_vocab", tgt_vocab)):
+        if v is not None:
+            files[f"{key}.json"] = json.dumps(
+                {"format": "rnnkit.vocab/1", "tokens": v.tokens}, ensure_ascii=False
+            )
+            keys[key] = f"{key}.json"
+    if scaler is not None:
+        files["scalers.json"] = json.dumps({"scaler": scaler.to_dict()})
+        keys["scalers"] = "scalers.json"
+    return files, keys

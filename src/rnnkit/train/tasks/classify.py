@@ -23,6 +23,7 @@ from rnnkit.train.tasks.base import (
     as_parts,
     config_transform,
     data_options,
+    preprocessing_files,
     require_meta,
     steps_per_epoch,
     task_kwargs,
@@ -111,11 +112,13 @@ def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> 
     config = SequenceClassifierConfig(num_outputs=outputs, **sizes, **spec_dict(experiment.model))
     module = ClassificationTask(SequenceClassifier(config), **task_kwargs(experiment))
     opts = data_options(d, parts, lengths=_length)
+    files, keys = preprocessing_files(vocab=vocab, scaler=meta.get("scaler"))
     return Built(
         module,
         SequenceData(parts, batch_size=d.batch_size, collate_fn=collate, **opts),
         config,
         steps_per_epoch(len(parts[0]), d.batch_size),
-        artifact_json={"classes": list(meta.get("classes", []))},
+        files=files,
+        artifact_json={"classes": list(meta.get("classes", [])), **keys},
         train_transform=config_transform(d),
     )

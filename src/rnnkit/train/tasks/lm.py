@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +34,7 @@ from rnnkit.train.tasks.base import (
     as_parts,
     config_transform,
     data_options,
+    preprocessing_files,
     steps_per_epoch,
     task_kwargs,
 )
@@ -293,11 +293,7 @@ def _vocab_of(meta: dict[str, Any]) -> tuple[Vocab | None, int]:
 
 
 def _vocab_file(vocab: Vocab) -> dict[str, str]:
-    return {
-        "vocab.json": json.dumps(
-            {"format": "rnnkit.vocab/1", "tokens": vocab.tokens}, ensure_ascii=False
-        )
-    }
+    return preprocessing_files(vocab=vocab)[0]
 
 
 def _lm_kwargs(experiment: LanguageModelExperiment) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from rnnkit.train.tasks.base import (
     as_parts,
     config_transform,
     data_options,
+    preprocessing_files,
     require_meta,
     steps_per_epoch,
     task_kwargs,
@@ -98,10 +99,13 @@ def build_seq2seq(experiment: Seq2SeqExperiment, data: Any = None) -> Built:
     )
     opts = data_options(d, parts, lengths=lambda s: len(s[0]))
     datamodule = SequenceData(parts, batch_size=d.batch_size, collate_fn=collate_pairs, **opts)
+    files, keys = preprocessing_files(vocab=meta.get("src_vocab"), tgt_vocab=meta.get("tgt_vocab"))
     return Built(
         module,
         datamodule,
         config,
         steps_per_epoch(len(parts[0]), d.batch_size),
+        files=files,
+        artifact_json=keys,
         train_transform=config_transform(d),
     )
