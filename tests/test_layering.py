@@ -17,7 +17,18 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "rnnkit"
 
-CHAIN = ("core", "models", "data", "diagnostics", "train", "evaluate", "tune", "apps", "cli")
+CHAIN = (
+    "core",
+    "models",
+    "data",
+    "diagnostics",
+    "train",
+    "evaluate",
+    "tune",
+    "deploy",
+    "apps",
+    "cli",
+)
 LAYER_OF = {
     "types": "core",
     "cells": "core",
@@ -26,6 +37,7 @@ LAYER_OF = {
     "attention": "core",
     "recipes": "core",  # stdlib only: the shipped configs/ folder
     "integrity": "core",  # stdlib only: file digests and atomic-write leftovers
+    "provenance": "core",  # the versions a run records
     "cell_names": "core",  # stdlib only: the cell names configs accept
     "models": "models",
     "data": "data",
@@ -33,6 +45,10 @@ LAYER_OF = {
     "train": "train",
     "evaluate": "evaluate",
     "tune": "tune",  # searches over train's fits with evaluate's splits
+    "artifact": "data",  # reads a run's artifact folder; Lightning-free, below train
+    "predictor": "deploy",  # serving imports no training code (tested on sys.modules)
+    "export": "deploy",  # export checks parity on the run's own data (builds it through train)
+    "serve": "deploy",
     "apps": "apps",
     "demo": "apps",
     "demo_lm": "apps",

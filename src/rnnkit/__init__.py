@@ -24,6 +24,7 @@ _LAZY = {
     "Batch": "rnnkit.types",
     "LSTMState": "rnnkit.types",
     "State": "rnnkit.types",
+    # The serving layer, reached lazily only: the root is core and imports nothing above it.
     "Predictor": "rnnkit.predictor",
 }
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
         RecurrentCell,
         ScanCell,
     )
-    from rnnkit.predictor import Predictor
     from rnnkit.recurrent import Recurrent
     from rnnkit.types import Batch, LSTMState, State
 

@@ -76,6 +76,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and ``os.replace``."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def clean_orphans(root: str | os.PathLike[str]) -> list[Path]:
     """Remove temporary files that an interrupted atomic write left under ``root``; the removed.
 

@@ -29,7 +29,6 @@ import numpy as np
 from rnnkit.data.text import word_tokenize
 
 States = dict[str, np.ndarray]  # one stream's state: name -> (L*D, 1, size) float32
-EXPORT_FORMAT = "rnnkit.export/1"
 INTERVALS = (0.8, 0.95)  # central prediction intervals of a Gaussian forecast
 
 
@@ -114,7 +113,7 @@ class Predictor:
     def from_onnx(cls, path: str | os.PathLike[str], *, threads: int | None = None) -> Predictor:
         """An exported model: ``path`` is the ``.onnx`` file ``rnnkit export`` wrote (its
         ``.json`` metadata beside it)."""
-        from rnnkit.export._graph import GraphSpec
+        from rnnkit.export._graph import EXPORT_FORMAT, GraphSpec
         from rnnkit.export.runtime import OnnxRuntime
 
         meta_path = Path(path).with_suffix(".json")

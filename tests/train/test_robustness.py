@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from rnnkit.cli import main
 from rnnkit.data.series import load_csv, prepare_forecasting
+from rnnkit.diagnostics.guard import DivergenceGuard, GradientWarning
 from rnnkit.integrity import clean_orphans, record_digest, sha256_file, verify_recorded
 from rnnkit.train.config import TrainerConfig, parse_duration
-from rnnkit.train.guard import DivergenceGuard, GradientWarning
 from rnnkit.train.predict import load_run
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import load_checkpoint

@@ -1,6 +1,6 @@
 """``GradientDiagnostics``: a Lightning callback that watches gradient flow while a model trains.
 
-It is the run's divergence guard (`rnnkit.train.guard.DivergenceGuard`) plus recording. Every
+It is the run's divergence guard (`rnnkit.diagnostics.guard.DivergenceGuard`) plus recording. Every
 optimiser step the guard checks the loss and the total gradient norm:
 
 - non-finite (NaN/Inf): warns and **skips the update** — every gradient is set to None before the
@@ -46,8 +46,8 @@ from rnnkit.diagnostics.flow import (
     signal_reach,
     summarize_traces,
 )
+from rnnkit.diagnostics.guard import DivergenceGuard, GradientWarning
 from rnnkit.integrity import atomic_write_bytes, tmp_path
-from rnnkit.train.guard import DivergenceGuard, GradientWarning
 
 FILES = ("diagnostics.json", "gradient_flow.npz")
 

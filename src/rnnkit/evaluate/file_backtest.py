@@ -27,7 +27,7 @@ import torch
 from rnnkit.data.formats import LongSeries, OneSeries
 from rnnkit.data.formats.forecast import ForecastEncoder, season_of
 from rnnkit.evaluate import reference as ref
-from rnnkit.train.run import atomic_write_text
+from rnnkit.integrity import atomic_write_text
 
 
 def _truncate(data: LongSeries, back: int, need: int) -> LongSeries:

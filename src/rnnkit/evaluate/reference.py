@@ -260,7 +260,7 @@ def judge(built: Any, metrics: dict[str, float], experiment: Any) -> dict[str, A
 def _update_summary(run_dir: Any, entries: dict[str, Any]) -> None:
     from pathlib import Path
 
-    from rnnkit.train.run import atomic_write_text
+    from rnnkit.integrity import atomic_write_text
 
     path = Path(run_dir) / "summary.json"
     if not path.is_file():

@@ -31,12 +31,15 @@ from torch import Tensor, nn
 from torch._higher_order_ops.scan import scan
 
 from rnnkit.cells import RecurrentCell
+from rnnkit.export._loop import cell_loop
 from rnnkit.models import Forecaster, LanguageModel, Seq2Seq, SequenceClassifier, SequenceTagger
 from rnnkit.models._common import final_hidden
 from rnnkit.recurrent import Recurrent
 from rnnkit.types import LSTMState, State
 
 Flat = tuple[Tensor, ...]  # a layer state as plain tensors: (h,) or (h, c), each (L*D, B, size)
+
+EXPORT_FORMAT = "rnnkit.export/1"  # export_meta.json of an exported model
 
 
 @dataclass
@@ -132,8 +135,6 @@ class StatefulRecurrent(nn.Module):
 
     def script_loops(self) -> None:
         """Build the scripted per-cell time loops that ``scripting()`` mode runs."""
-        from rnnkit.export.torchscript import cell_loop
-
         self._loops = nn.ModuleList(cell_loop(c, len(self.names)) for c in self.layer._cell_list)
 
     def zeros(self, batch: int) -> Flat:
@@ -200,7 +201,13 @@ def _mask(lengths: Tensor, like: Tensor) -> Tensor:
     return _positions(like[..., 0], 1) < lengths[:, None]
 
 
-class LanguageModelGraph(nn.Module):
+class Graph(nn.Module):
+    """One exportable graph of a model; ``spec`` names its inputs and outputs."""
+
+    spec: GraphSpec
+
+
+class LanguageModelGraph(Graph):
     """``ids (B, T), lengths (B,), state`` -> ``logits (B, T, V), state``."""
 
     def __init__(self, model: LanguageModel) -> None:
@@ -220,7 +227,7 @@ class LanguageModelGraph(nn.Module):
         return (self.model._logits(out), *final)
 
 
-class ClassifierGraph(nn.Module):
+class ClassifierGraph(Graph):
     """``x, lengths, state`` -> ``logits (B, C), state``; ``x`` ``(B, T, I)`` or ``(B, T)`` ids."""
 
     def __init__(self, model: SequenceClassifier) -> None:
@@ -257,7 +264,7 @@ class ClassifierGraph(nn.Module):
         return (m.head(features), *final)
 
 
-class TaggerGraph(nn.Module):
+class TaggerGraph(Graph):
     """``x, lengths, state`` -> ``logits (B, T, C)`` (0 past each length), ``state``."""
 
     def __init__(self, model: SequenceTagger) -> None:
@@ -278,7 +285,7 @@ class TaggerGraph(nn.Module):
         return (logits.masked_fill(~_mask(lengths, out)[..., None], 0.0), *final)
 
 
-class ForecasterGraph(nn.Module):
+class ForecasterGraph(Graph):
     """``x (B, T, Y), lengths, state`` -> ``mean (B, H, Y)`` [, ``log_var``], state after ``x``.
 
     Covariates are not part of the graph: the trainer does not fit them yet (``build_forecaster``).
@@ -326,7 +333,7 @@ def _forecast(mean: Tensor, log_var: Tensor | None) -> tuple[Tensor, ...]:
     return (mean,) if log_var is None else (mean, log_var)
 
 
-class Seq2SeqEncoderGraph(nn.Module):
+class Seq2SeqEncoderGraph(Graph):
     """``src (B, S), lengths`` -> the decoder's start: ``h [, c], feed`` and, with attention,
     ``memory (B, S, D*H), mask (B, S), keys (B, S, A)``."""
 
@@ -359,7 +366,7 @@ class Seq2SeqEncoderGraph(nn.Module):
         return (*start, feed, memory, _mask(lengths, memory), m.attention.keys(memory))
 
 
-class Seq2SeqDecoderGraph(nn.Module):
+class Seq2SeqDecoderGraph(Graph):
     """One decoder step: ``token (B,), h [, c], feed [, memory, mask, keys]`` -> ``logits (B, V),
     h_n [, c_n], feed_n [, weights (B, S)]`` (as ``Seq2Seq.step``)."""
 
@@ -414,7 +421,7 @@ class Seq2SeqDecoderGraph(nn.Module):
         return (m.out(y), *new, feed)
 
 
-def graphs_for(model: nn.Module) -> dict[str, nn.Module]:
+def graphs_for(model: nn.Module) -> dict[str, Graph]:
     """The graphs of a model: ``{"main": ...}``, or ``{"encoder": ..., "decoder": ...}``."""
     if isinstance(model, LanguageModel):
         return {"main": LanguageModelGraph(model)}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnkit.export._graph import GraphSpec, graph_specs, graphs_for
+from rnnkit.export._graph import EXPORT_FORMAT, GraphSpec, graph_specs, graphs_for
 from rnnkit.export.runtime import Arrays, OnnxRuntime, Runtime, TorchRuntime
 
 ATOL, RTOL = 1e-4, 1e-3  # float32 eager vs ONNX Runtime: kernels differ in summation order
@@ -228,8 +228,6 @@ def metadata(
     prep: Any, files: dict[str, Path], specs: dict[str, GraphSpec], **extra: Any
 ) -> dict[str, Any]:
     """The export's JSON: graphs with their input/output names, preprocessing, checks."""
-    from rnnkit.predictor import EXPORT_FORMAT
-
     return {
         "format": EXPORT_FORMAT,
         "graphs": {

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.export._graph import GraphSpec, graphs_for
+from rnnkit.export._graph import Graph, GraphSpec, graphs_for
 
 Arrays = dict[str, np.ndarray]
 
@@ -36,7 +36,7 @@ class TorchRuntime:
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, *, graphs: dict[str, nn.Module] | None = None) -> None:
+    def __init__(self, model: nn.Module, *, graphs: dict[str, Graph] | None = None) -> None:
         self.model = model.eval()
         self.graphs = graphs if graphs is not None else graphs_for(model)
         self.specs = {k: g.spec for k, g in self.graphs.items()}

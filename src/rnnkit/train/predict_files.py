@@ -21,7 +21,7 @@ from torch import nn
 
 from rnnkit.data.formats.encode import PairEncoder, SequenceEncoder, TagEncoder, TextEncoder
 from rnnkit.data.formats.forecast import ForecastEncoder
-from rnnkit.train.run import atomic_write_text
+from rnnkit.integrity import atomic_write_text
 
 
 def _encoder(loaded: Any) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch import nn
 # The reader (read_artifact_meta, load_weights) is rnnkit.artifact: serving loads without Lightning.
 from rnnkit.artifact import ARTIFACT_FORMAT
 from rnnkit.integrity import (
-    atomic_write_bytes,
+    atomic_write_text,
     reason,
     record_digest,
     seal_meta,
@@ -105,11 +104,6 @@ def refuse_nonfinite(state: Mapping[str, Any], path: Path) -> None:
                 )
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def save_artifact(
     directory: Path,
     model: nn.Module,
@@ -172,23 +166,6 @@ def plot_loss_curve(metrics_csv: Path, out_png: Path, *, title: str) -> bool:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return True
-
-
-def versions() -> dict[str, str]:
-    """Library versions a summary records."""
-    import lightning
-    import numpy
-
-    import rnnkit
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "numpy": numpy.__version__,
-        "rnnkit": getattr(rnnkit, "__version__", "unknown"),
-        "platform": platform.platform(),
-    }
 
 
 @dataclass

@@ -28,10 +28,11 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
+from rnnkit.diagnostics.guard import DivergenceGuard, stop_if_diverged
 from rnnkit.integrity import clean_orphans
+from rnnkit.provenance import versions
 from rnnkit.train.artifact import load_run
 from rnnkit.train.config import Common, monitor_mode, parse_duration
-from rnnkit.train.guard import DivergenceGuard, stop_if_diverged
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
@@ -40,7 +41,6 @@ from rnnkit.train.run import (
     load_checkpoint,
     plot_loss_curve,
     save_artifact,
-    versions,
 )
 from rnnkit.train.tasks import TASKS, Built
 

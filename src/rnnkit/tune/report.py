@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from rnnkit.train.run import atomic_write_text
+from rnnkit.integrity import atomic_write_text
 from rnnkit.tune.space import with_params
 
 

@@ -50,8 +50,9 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from rnnkit.evaluate.splits import kfold, walk_forward
+from rnnkit.integrity import atomic_write_text
+from rnnkit.provenance import versions
 from rnnkit.train import Built, build, fit
-from rnnkit.train.run import atomic_write_text, versions
 from rnnkit.tune.space import Param, check_space, direction_of, space_yaml, with_params
 
 Pruner = Literal["median", "hyperband", "none"]

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from rnnkit.train.run import atomic_write_text, versions
+from rnnkit.integrity import atomic_write_text
+from rnnkit.provenance import versions
 
 
 class GradientWarning(UserWarning):
