@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -57,8 +58,8 @@ def test_bad_recipe_field_is_named(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"'eval\.k'"):
         run(broken, seeds=[0], out_dir=tmp_path, quick=True)
     broken = copy.deepcopy(cfg)
-    del broken["train"]["lr"]
-    with pytest.raises(ValueError, match=r"'train\.lr' is missing"):
+    broken["experiment"]["optim"]["lr"] = -1
+    with pytest.raises(ValueError, match=r"'experiment': optim\.lr must be > 0"):
         run(broken, seeds=[0], out_dir=tmp_path, quick=True)
 
 
@@ -70,3 +71,9 @@ def test_quick_run_beats_popularity(tmp_path) -> None:
         assert r["value"] > r["baseline_value"] > 0, r  # an untrained GRU ranks near random
     assert any(r["baseline"].startswith("Markov") for r in records)
     assert (tmp_path / "hit_rate.png").is_file() and (tmp_path / "validation.png").is_file()
+    run_dir = tmp_path / "runs" / "recommendation-seed0"  # a normal run directory
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["monitor"] == "val_ndcg@10" and summary["monitor_mode"] == "max"
+    assert summary["best_checkpoint"] is not None  # the monitored metric was found and used
+    assert 0 < summary["metrics"]["val_ndcg@10"] <= 1
+    assert (run_dir / "artifact" / "model.safetensors").is_file()

@@ -17,7 +17,7 @@ import torch
 from rnnkit.data.batching import padding_fraction
 from rnnkit.data.text import Vocab
 from rnnkit.evaluate.backtest import backtest, windows
-from rnnkit.train import DataParts, build, fit, monitor_mode
+from rnnkit.train import DataParts, build, evaluate, fit, monitor_mode
 from rnnkit.train.config import (
     EarlyStoppingConfig,
     OptimConfig,
@@ -144,8 +144,18 @@ def test_bucketing_groups_lengths_and_in_memory_data_trains(tmp_path: Path) -> N
     spans = [b.lengths for b in bucketed]
     assert sum(len(s) for s in spans) == 300  # every sample once
     assert padding_fraction(spans) < 0.5 * padding_fraction([b.lengths for b in plain])
+    val = [
+        int(n)
+        for b in build(bucketed_exp, data=data).datamodule.val_dataloader()
+        for n in b.lengths
+    ]
+    assert val == sorted(val) and len(val) == 50  # evaluation: the whole split, sorted
     result = fit(bucketed_exp, data=data)
     assert result.metrics["val_accuracy"] > 0.8, result.metrics  # chance is 0.5
+    with pytest.raises(ValueError, match="trained on data an application built in memory"):
+        evaluate(str(result.run_dir), stage="test")  # its config alone would read other data
+    again = evaluate(str(result.run_dir), stage="validate", data=data)
+    assert again["val_accuracy"] == pytest.approx(result.metrics["val_accuracy"])
 
 
 def test_word_dropout_replaces_real_tokens_only() -> None:
@@ -230,6 +240,14 @@ def test_sequences_lm_trains_and_tests(tmp_path: Path) -> None:
     uniform_bits = math.log2(20)
     assert result.metrics["val_bpt"] < 0.6 * uniform_bits, result.metrics
     assert "test_bpt" in result.metrics
+
+
+def test_in_memory_data_names_a_missing_meta_key(tmp_path: Path) -> None:
+    samples = _token_samples(20)
+    with pytest.raises(
+        ValueError, match=r"classification data passed to build needs meta\['classes'\]"
+    ):
+        build(_parity(tmp_path, "meta"), data=DataParts(samples[:10], samples[10:]))
 
 
 def test_collate_sequences_names_a_too_short_sequence() -> None:

@@ -5,8 +5,11 @@ Leave-one-out: the last item is the test target, the second-to-last the validati
 rest is training data (``rnnkit.data.load("movielens_100k")``). The model is an item embedding, a
 GRU and a full softmax over every item (:class:`rnnkit.models.LanguageModel` over item ids, padded
 batches with lengths), trained with cross-entropy on every prefix of the training sequences
-(GRU4Rec, Hidasi et al. 2016, here with a full softmax instead of sampled ranking losses). The
-epoch kept is the one with the best validation NDCG@k; the test split is scored once, at the end.
+(GRU4Rec, Hidasi et al. 2016, here with a full softmax instead of sampled ranking losses) by the
+library's trainer: `rnnkit.train.fit` on the recipe's ``experiment:`` (a `LanguageModelExperiment`,
+``data.mode: sequences``), validation NDCG@k logged as ``val_ndcg@k`` each epoch and monitored
+(higher is better) for the best checkpoint and early stopping; the test split is scored once, at
+the end, with the best checkpoint. Each seed leaves a run directory under ``runs/``.
 
 Evaluation ranks all items for each user's held-out item given the user's whole history, excluding
 items the user already rated (``eval.exclude_seen``); ties count against the target (pessimistic).
@@ -20,7 +23,7 @@ pseudo-count chosen on the validation split.
 
 from __future__ import annotations
 
-import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.apps._common import record, seed_all, timer
+from rnnkit.apps._common import merge, record, timer
 from rnnkit.data import load
-from rnnkit.models import LanguageModel, LanguageModelConfig
+from rnnkit.models import LanguageModel
 from rnnkit.models._common import gather_steps
+from rnnkit.train import DataParts, ExtraMetrics, build, fit
+from rnnkit.train.experiment_io import experiment_from_dict
 
 APP = "recommendation"
 
@@ -155,10 +160,11 @@ def model_scores(model: LanguageModel, histories: list[Tensor], batch_size: int 
     was_training = model.training
     model.eval()
     out = torch.empty(len(histories), model.config.vocab_size)
+    device = next(model.parameters()).device
     for idx in _length_batches([len(h) for h in histories], batch_size):
         x, lengths = _pad([histories[i] for i in idx])
-        logits = model(x, lengths=lengths).logits  # (B, T, V)
-        out[idx] = gather_steps(logits, lengths - 1).float()
+        logits = model(x.to(device), lengths=lengths.to(device)).logits  # (B, T, V)
+        out[idx] = gather_steps(logits, lengths.to(device) - 1).float().cpu()
     model.train(was_training)
     return out
 
@@ -171,59 +177,64 @@ def _evaluate(
     return ranks(_masked(scores.double(), mask), targets)
 
 
+def experiment(cfg: dict[str, Any], *, seed: int, root: Path) -> Any:
+    """The recipe's ``experiment:`` as one seed's `LanguageModelExperiment` (sequences mode),
+    monitoring validation NDCG@k."""
+    k = _field(cfg, "eval.k", int, minimum=1)
+    fixed = {
+        "task": "language_model",
+        "seed": seed,
+        "data": {"mode": "sequences"},
+        "run": {
+            "root": str(root),
+            "name": f"recommendation-seed{seed}",
+            "plot": False,
+            "monitor": f"val_ndcg@{k}",
+            "monitor_mode": "max",
+        },
+        "sample_chars": 0,
+    }
+    if not isinstance(cfg.get("experiment"), dict):
+        raise ValueError("recipe field 'experiment' is missing (a LanguageModelExperiment)")
+    try:
+        return experiment_from_dict(merge(cfg["experiment"], fixed))
+    except ValueError as err:
+        raise ValueError(f"recipe field 'experiment': {err}") from None
+
+
 def train_model(
     cfg: dict[str, Any],
     train: list[Tensor],
     val_hist: list[Tensor],
     val_targets: Tensor,
     vocab: int,
+    *,
     seed: int,
+    root: Path,
 ) -> tuple[LanguageModel, list[float]]:
-    """Train on every prefix of ``train``; keep the epoch with the best validation NDCG@k."""
-    seed_all(seed)
-    m, k = cfg["model"], cfg["eval"]["k"]
-    model = LanguageModel(
-        LanguageModelConfig(
-            vocab_size=vocab,
-            embedding_dim=_field(cfg, "model.embedding_dim", int, minimum=1),
-            cell=m.get("cell", "gru"),
-            hidden_size=_field(cfg, "model.hidden_size", int, minimum=1),
-            num_layers=m.get("num_layers", 1),
-            dropout=float(m.get("dropout", 0.0)),
-        )
-    )
-    opt = torch.optim.AdamW(
-        model.parameters(),
-        lr=_field(cfg, "train.lr", float),
-        weight_decay=_field(cfg, "train.weight_decay", float, minimum=0),
-    )
-    clip = _field(cfg, "train.clip", float)
+    """Train on every prefix of ``train`` through `rnnkit.train.fit`; the checkpoint with the best
+    validation NDCG@k is kept. Returns that model and the NDCG@k after each epoch."""
+    exp = experiment(cfg, seed=seed, root=root)
+    k = cfg["eval"]["k"]
+    run_dir = root / str(exp.run.name)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # this app's own folder from an earlier run
     seqs = [s for s in train if len(s) >= 2]  # a prefix needs a next item
-    batches = _length_batches(
-        [len(s) for s in seqs], _field(cfg, "train.batch_size", int, minimum=1)
-    )
-    rng = np.random.default_rng(seed)
-    best, best_state, since, curve = -1.0, copy.deepcopy(model.state_dict()), 0, []
-    for _ in range(_field(cfg, "train.epochs", int, minimum=1)):
-        model.train()
-        for b in rng.permutation(len(batches)):
-            x, lengths = _pad([seqs[i] for i in batches[b]])
-            loss = model.loss(x, lengths=lengths)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-        rank = _evaluate(model_scores(model, val_hist), val_hist, val_targets, cfg)
-        score = rank_metrics(rank, k)[f"ndcg@{k}"]
-        curve.append(score)
-        if score > best:
-            best, best_state, since = score, copy.deepcopy(model.state_dict()), 0
-        else:
-            since += 1
-            if since >= _field(cfg, "train.patience", int, minimum=1):
-                break
-    model.load_state_dict(best_state)
-    model.eval()
+    # Validation sequences (history + held-out item) give val_loss; the selection is on NDCG.
+    val_seqs = [torch.cat([h, t[None]]) for h, t in zip(val_hist, val_targets, strict=True)]
+    curve: list[float] = []
+
+    def ndcg(module: Any) -> dict[str, float]:
+        scores = model_scores(module.model, val_hist).to(torch.float64)
+        metrics = rank_metrics(_evaluate(scores, val_hist, val_targets, cfg), k)
+        if module.trainer.state.fn == "fit":  # not the final re-validation of the best checkpoint
+            curve.append(metrics[f"ndcg@{k}"])
+        return {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"hr@{k}": metrics[f"hr@{k}"]}
+
+    data = DataParts(seqs, val_seqs, None, {"vocab_size": vocab})
+    built = build(exp, data=data)
+    fit(exp, built=built, callbacks=[ExtraMetrics(ndcg)])  # ends on the best checkpoint
+    model: LanguageModel = built.module.model.eval()
     return model, curve
 
 
@@ -231,14 +242,6 @@ def train_model(
 
 _FIELDS: list[tuple[str, type, float | None]] = [
     ("data.name", str, None),
-    ("model.embedding_dim", int, 1),
-    ("model.hidden_size", int, 1),
-    ("train.epochs", int, 1),
-    ("train.patience", int, 1),
-    ("train.batch_size", int, 1),
-    ("train.lr", float, None),
-    ("train.weight_decay", float, 0),
-    ("train.clip", float, None),
     ("eval.k", int, 1),
     ("eval.curve_k", int, 1),
     ("eval.exclude_seen", bool, None),
@@ -249,6 +252,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     cfg = config
     for dotted, kind, low in _FIELDS:  # every field checked before anything is loaded
         _field(cfg, dotted, kind, minimum=low)
+    experiment(cfg, seed=seeds[0] if seeds else 0, root=out_dir / "runs")
     k = _field(cfg, "eval.k", int, minimum=1)
     curve_k = _field(cfg, "eval.curve_k", int, minimum=1)
     _field(cfg, "eval.exclude_seen", bool)
@@ -297,7 +301,9 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     first_rank: Tensor | None = None
     for seed in seeds:
         with timer() as t:
-            model, curve = train_model(cfg, train, val_hist, val_y, vocab, seed)
+            model, curve = train_model(
+                cfg, train, val_hist, val_y, vocab, seed=seed, root=out_dir / "runs"
+            )
             rank = _evaluate(model_scores(model, test_hist), test_hist, test_y, cfg)
         per_seed.append(rank_metrics(rank, k))
         walls.append(t["s"])
@@ -328,6 +334,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         "markov_smoothing": markov.smoothing,
         "strongest_baseline": strongest,
         "baseline_wall_s": round(tb["s"], 1),
+        "runs": [str(out_dir / "runs" / f"recommendation-seed{s}") for s in seeds],
     }
     labels = {"popularity": "most popular", "markov": "Markov (last item)"}
     records = []

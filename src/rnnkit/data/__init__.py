@@ -2,12 +2,22 @@
 
 - `text`: tokenisers, `Vocab`, streaming memmap encoding, contiguous splits, `LMStream` batching.
 - `series`: CSV loading, missing values, categorical encoding, scalers, forecasting windows.
-- `batching`: `SequenceDataset`, `collate`, `pack`, `BucketSampler`, `padding_fraction`.
+- `batching`: `SequenceDataset`, `collate`, `pack`, `BucketSampler`, `padding_fraction`,
+  `word_dropout`.
+- `lm_stream`: a corpus as parallel LM streams (`load_corpus`, `StreamLoader`), line sequences.
+- `synthetic`: seeded synthetic sets; `dates`: the seeded date-string generator.
 - `datasets`: the offline registry, `load(name, **opts)` and `list_datasets()`.
 """
 
 from rnnkit.data._text_sets import read_labelled_csv
-from rnnkit.data.batching import BucketSampler, SequenceDataset, collate, pack, padding_fraction
+from rnnkit.data.batching import (
+    BucketSampler,
+    SequenceDataset,
+    collate,
+    pack,
+    padding_fraction,
+    word_dropout,
+)
 from rnnkit.data.datasets import DatasetInfo, DataSplits, LabelledSeries, list_datasets, load
 from rnnkit.data.series import (
     CategoryEncoder,
@@ -73,5 +83,6 @@ __all__ = [
     "split_contiguous",
     "time_split",
     "tokenize",
+    "word_dropout",
     "word_tokenize",
 ]

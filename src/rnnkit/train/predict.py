@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from rnnkit.data import Vocab
 from rnnkit.train.artifact import LoadedRun, load_run
-from rnnkit.train.trainer import build
+from rnnkit.train.trainer import rebuild
 
 __all__ = [
     "LoadedRun",
@@ -70,7 +70,7 @@ def forecast_run(run_dir: str | os.PathLike[str], *, horizon: int) -> dict[str, 
 @torch.no_grad()
 def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
     """Predict the test split of a finished run into ``path`` (CSV: row, prediction, target)."""
-    built = build(loaded.experiment)
+    built = rebuild(loaded)
     model = loaded.model
     data: Any = built.datamodule
     rows: list[tuple[int, str, str]] = []
@@ -98,7 +98,7 @@ def forecast_ahead(loaded: Any, *, horizon: int) -> dict[str, Any]:
     """Roll the forecaster ``horizon`` steps past the last step of the test split."""
     if horizon < 1:
         raise ValueError(f"--horizon must be >= 1, got {horizon}")
-    built = build(loaded.experiment)
+    built = rebuild(loaded)
     data: Any = built.datamodule
     if loaded.model.config.covariate_size > 0:
         raise ValueError("forecast ahead needs the future covariates; this model reads covariates")

@@ -52,7 +52,24 @@ def build(experiment: Any, *, data: Any = None) -> Built:
     _setup(experiment)
     if experiment.task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}; got {experiment.task!r}")
-    return TASKS[experiment.task](experiment, data)
+    built = TASKS[experiment.task](experiment, data)
+    if data is not None:  # the config alone cannot rebuild this data: say so in the artifact
+        built.artifact_json.setdefault("data", IN_MEMORY)
+    return built
+
+
+IN_MEMORY = "in-memory (build(data=...)); re-scoring needs the same data"
+
+
+def rebuild(loaded: Any, *, data: Any = None, overrides: Any = None) -> Built:
+    """`build` for a finished run; a clear error when it was trained on in-memory data and none
+    is given (its config would silently read some other data)."""
+    if data is None and loaded.meta.get("data") == IN_MEMORY:
+        raise ValueError(
+            f"{loaded.run_dir} was trained on data an application built in memory; pass the same "
+            "data (data=DataParts(...)) to re-score it"
+        )
+    return build(overrides or loaded.experiment, data=data)
 
 
 class ExtraMetrics(Callback):
@@ -425,7 +442,7 @@ def evaluate(
     """
     loaded = load_run(run_dir)
     experiment = overrides or loaded.experiment
-    built = build(experiment, data=data)
+    built = rebuild(loaded, data=data, overrides=overrides)
     built.module.model.load_state_dict(loaded.model.state_dict())
     trainer = L.Trainer(
         accelerator=experiment.trainer.accelerator,

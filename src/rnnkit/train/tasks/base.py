@@ -240,9 +240,10 @@ class _RankBatches(Sampler[list[int]]):
 class SequenceData(L.LightningDataModule):
     """Map-style train/val/test sets; the global batch is split over DDP processes.
 
-    ``lengths`` (the steps of each training sample) turns on length bucketing for the training
-    loader: `rnnkit.data.BucketSampler` batches of similar length, less padding, reshuffled each
-    epoch. Validation and test batches keep the samples' order.
+    ``lengths`` (the steps of each sample of each split) turns on length bucketing: training
+    batches from `rnnkit.data.BucketSampler` (similar lengths, less padding, reshuffled every
+    epoch); validation and test batches from the whole split sorted by length (their metrics are
+    sums, so the order does not change them, and sorting removes most padding).
     """
 
     def __init__(
@@ -251,14 +252,14 @@ class SequenceData(L.LightningDataModule):
         *,
         batch_size: int,
         collate_fn: Callable[[Sequence[Any]], Batch],
-        lengths: Sequence[int] | None = None,
+        lengths: tuple[list[int], list[int], list[int] | None] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.parts = parts
         self.batch_size = batch_size
         self.collate_fn = collate_fn
-        self.lengths = None if lengths is None else list(lengths)
+        self.lengths = lengths
         self.seed = seed
 
     def _world(self) -> tuple[int, int]:
@@ -266,34 +267,31 @@ class SequenceData(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
-    def _loader(self, data: Any, shuffle: bool) -> DataLoader[Any]:
-        _, world = self._world()
-        return DataLoader(
-            data,
-            batch_size=max(1, self.batch_size // world),
-            shuffle=shuffle,
-            collate_fn=self.collate_fn,
-        )
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        if self.lengths is None:
-            return self._loader(self.parts[0], True)
+    def _loader(self, split: int, shuffle: bool) -> DataLoader[Any]:
         rank, world = self._world()
-        buckets = BucketSampler(
-            self.lengths, batch_size=max(1, self.batch_size // world), seed=self.seed
-        )
+        per_process = max(1, self.batch_size // world)
+        data = self.parts[split]
+        lengths = None if self.lengths is None else self.lengths[split]
+        if lengths is None:
+            return DataLoader(
+                data, batch_size=per_process, shuffle=shuffle, collate_fn=self.collate_fn
+            )
+        buckets = BucketSampler(lengths, batch_size=per_process, shuffle=shuffle, seed=self.seed)
         sampler: Sampler[list[int]] = (
             buckets if world == 1 else _RankBatches(buckets, rank=rank, world=world)
         )
-        return DataLoader(self.parts[0], batch_sampler=sampler, collate_fn=self.collate_fn)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=self.collate_fn)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return self._loader(0, True)
 
     def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.parts[1], False)
+        return self._loader(1, False)
 
     def test_dataloader(self) -> DataLoader[Any]:
         if self.parts[2] is None:
             raise ValueError("this data has no test split; pass test samples to build(data=...)")
-        return self._loader(self.parts[2], False)
+        return self._loader(2, False)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -305,7 +303,9 @@ def data_options(d: Any, parts: tuple[Any, Any, Any], *, lengths: Callable[[Any]
     """`SequenceData` keyword arguments for ``data.bucket_by_length``."""
     if not getattr(d, "bucket_by_length", False):
         return {}
-    return {"lengths": [lengths(s) for s in parts[0]], "seed": getattr(d, "seed", 0)}
+    train, val, test = ([lengths(s) for s in p] if p is not None else None for p in parts)
+    assert train is not None and val is not None
+    return {"lengths": (train, val, test), "seed": getattr(d, "seed", 0)}
 
 
 class WordDropout:
@@ -324,6 +324,16 @@ def config_transform(d: Any) -> Callable[[Batch], Batch] | None:
     """The training-batch transform the data config asks for (``data.word_dropout``), or None."""
     p = float(getattr(d, "word_dropout", 0.0))
     return WordDropout(p) if p > 0.0 else None
+
+
+def require_meta(data: Any, task: str, *keys: str) -> None:
+    """A `ValueError` naming the first ``meta`` key a family needs that in-memory data lacks."""
+    for key in keys:
+        options = key.split("|")
+        if not any(k in data.meta for k in options):
+            raise ValueError(
+                f"{task} data passed to build needs meta[{' or '.join(map(repr, options))}]"
+            )
 
 
 def as_parts(data: Any) -> tuple[Any, Any, Any]:

@@ -23,6 +23,7 @@ from rnnkit.train.tasks.base import (
     as_parts,
     config_transform,
     data_options,
+    require_meta,
     steps_per_epoch,
     task_kwargs,
 )
@@ -103,6 +104,7 @@ def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> 
     elif data is None:
         data = registry_splits(d)
     parts, meta = as_parts(data), data.meta
+    require_meta(data, "classification", "classes", "vocab|n_features")
     vocab = meta.get("vocab")
     sizes = {"vocab_size": len(vocab)} if vocab is not None else {"input_size": meta["n_features"]}
     outputs = len(meta["classes"]) if experiment.model.task == "classification" else 1

@@ -19,6 +19,7 @@ from rnnkit.train.tasks.base import (
     as_parts,
     config_transform,
     data_options,
+    require_meta,
     steps_per_epoch,
     task_kwargs,
 )
@@ -85,6 +86,7 @@ def build_seq2seq(experiment: Seq2SeqExperiment, data: Any = None) -> Built:
     elif data is None:
         data = registry_splits(d)
     parts, meta = as_parts(data), data.meta
+    require_meta(data, "seq2seq", "src_vocab_size|src_vocab", "tgt_vocab_size|tgt_vocab")
     src = meta.get("src_vocab_size") or len(meta["src_vocab"])
     tgt = meta.get("tgt_vocab_size") or len(meta["tgt_vocab"])
     spec = spec_dict(experiment.model, drop=("teacher_forcing",))

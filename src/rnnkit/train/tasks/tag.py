@@ -18,6 +18,7 @@ from rnnkit.train.tasks.base import (
     as_parts,
     config_transform,
     data_options,
+    require_meta,
     steps_per_epoch,
     task_kwargs,
 )
@@ -56,6 +57,7 @@ def build_tagger(experiment: TaggingExperiment, data: Any = None) -> Built:
         data = synthetic_parts(d)
         data.meta.update({"vocab_size": 14, "num_tags": 2})
     parts = as_parts(data)
+    require_meta(data, "tagging", "vocab_size", "num_tags")
     config = SequenceTaggerConfig(
         vocab_size=int(data.meta["vocab_size"]),
         num_tags=int(data.meta["num_tags"]),
