@@ -167,7 +167,9 @@ def test_pruned_trials_stop_at_their_first_validation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Any val_loss above 0 prunes: every trial must stop after its first validation (step 5 of 10).
-    monkeypatch.setattr(tune_mod, "_pruner", lambda *_: optuna.pruners.ThresholdPruner(upper=0.0))
+    monkeypatch.setattr(
+        tune_mod, "_pruner", lambda *_, **__: optuna.pruners.ThresholdPruner(upper=0.0)
+    )
     options = TuneOptions(trials=2, search_only=True, root=str(tmp_path / "t"))
     result = tune(parity(tmp_path), parse_space(SPACE), options)
     assert result.best_value is None
@@ -184,6 +186,10 @@ def test_rerun_continues_the_study_up_to_its_trial_count(tmp_path: Path) -> None
         study_name="tune-classification", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}"
     )
     assert [t.number for t in study.trials] == [0, 1, 2]
+    # Trial 0 is the recipe itself (lr 0.01 lies in the space; hidden size 24 does not).
+    assert study.trials[0].user_attrs["recipe"] is True
+    assert study.trials[0].params["optim.lr"] == 0.01
+    assert not any(t.user_attrs.get("recipe") for t in study.trials[1:])
     with pytest.raises(ValueError, match=r"was started with cv 0 \(now 2\); rerun the same"):
         tune(base, space, TuneOptions(trials=3, cv=2, search_only=True, root=str(tmp_path / "t")))
     other = parity(tmp_path, "--data.seq_len=5", "--run.name=elsewhere")  # run.* does not count

@@ -135,6 +135,7 @@ def write_outputs(
         for k, v in run["fit"].items()
         if (k.startswith("baseline_") or k == "naive_scale") and math.isfinite(v)
     }
+    recipe_trial = next((t for t in study.trials if t.user_attrs.get("recipe")), None)
     counts: dict[str, int] = {}
     for t in study.trials:
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
@@ -150,6 +151,14 @@ def write_outputs(
             "value": best.value,
             "params": dict(best.params),
             "fold_values": best.user_attrs.get("fold_values"),
+        },
+        "recipe_trial": None
+        if recipe_trial is None
+        else {
+            "number": recipe_trial.number,
+            "state": recipe_trial.state.name.lower(),
+            "value": recipe_trial.value,
+            "params": dict(recipe_trial.params),
         },
         "refit": "train split, validation split choosing the checkpoint (as rnnkit fit does)",
         "runs": {
