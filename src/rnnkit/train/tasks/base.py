@@ -35,7 +35,6 @@ class TaskModule(L.LightningModule):
     - ``model``: the `rnnkit.models` network.
     - ``config``: the experiment as a plain dict (saved as hyper-parameters and in the artifact).
     - ``optim`` / ``scheduler``: the optimiser and schedule configs.
-    - ``monitor``: the validation metric the schedule (plateau) and checkpoints watch.
     """
 
     monitor_default = "val_loss"
