@@ -199,8 +199,11 @@ def make_pair(config: Config, case: Case, device: torch.device) -> tuple[Recurre
 
 def load_torch_weights(ours: Recurrent, ref: nn.Module) -> None:
     """Copy torch.nn's ``weight_ih_l{k}[_reverse]`` & co. into the matching cells (layer and
-    direction: `Recurrent` accepts torch-named state dicts)."""
-    ours.load_state_dict(ref.state_dict())
+    direction: `Recurrent` accepts torch-named state dicts). The variants' own parameters (layer
+    norm) keep their initial values."""
+    result = ours.load_state_dict(ref.state_dict(), strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"torch weights without a place in the layer: {result.unexpected_keys}")
 
 
 def step_fn(module: nn.Module, x: Tensor, grad: Tensor | None) -> Callable[[], object]:
