@@ -263,7 +263,8 @@ def _readme(payload: dict) -> None:
     for mode, r in payload["results"].items():
         iso = "ok" if r["isolation"]["ok"] else "FAILED"
         lines.append(
-            f"| {mode} | {r['isolation']['steps_compared']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"| {mode} | {r['isolation']['steps_compared']} | {r['requests_per_s']:.0f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['errors']} | {r['mean_model_batch']:.1f} | "
             f"{r['server_cpu_ms_per_request']:.2f} / {r['client_cpu_ms_per_request']:.2f} | {iso} |"
         )
