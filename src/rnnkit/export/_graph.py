@@ -429,14 +429,16 @@ def graphs_for(model: nn.Module) -> dict[str, nn.Module]:
     raise ValueError(f"no export graph for {type(model).__name__}")
 
 
+def spec_of(graph: nn.Module) -> GraphSpec:
+    """A graph's ``GraphSpec``."""
+    spec = graph.spec
+    assert isinstance(spec, GraphSpec)
+    return spec
+
+
 def graph_specs(model: nn.Module) -> dict[str, GraphSpec]:
     """The ``GraphSpec`` of each graph of ``model``."""
-    specs: dict[str, GraphSpec] = {}
-    for name, graph in graphs_for(model).items():
-        spec = graph.spec
-        assert isinstance(spec, GraphSpec)
-        specs[name] = spec
-    return specs
+    return {name: spec_of(graph) for name, graph in graphs_for(model).items()}
 
 
 def state_shapes(model: nn.Module) -> dict[str, list[int]]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.export._graph import GraphSpec, graphs_for
+from rnnkit.export._graph import GraphSpec, graphs_for, spec_of
 
 Arrays = dict[str, np.ndarray]
 
@@ -39,7 +39,7 @@ class TorchRuntime:
     def __init__(self, model: nn.Module, *, graphs: dict[str, nn.Module] | None = None) -> None:
         self.model = model.eval()
         self.graphs = graphs if graphs is not None else graphs_for(model)
-        self.specs = {k: g.spec for k, g in self.graphs.items()}
+        self.specs = {k: spec_of(g) for k, g in self.graphs.items()}
 
     @torch.no_grad()
     def run(self, graph: str, feeds: Arrays) -> Arrays:
