@@ -33,7 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "serve.json"
-SESSIONS, STEPS, CAP_S = 200, 50, 500.0
+SESSIONS, STEPS, CAP_S = 200, 50, 420.0
 
 
 def _demo_sized_run(folder: Path) -> Path:
@@ -67,10 +67,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _session(c: httpx.AsyncClient, chars: str, *, client_state: bool, lat: list[float]):
+async def _session(
+    c: httpx.AsyncClient,
+    chars: str,
+    *,
+    client_state: bool,
+    lat: list[float],
+    outputs: list,
+    errors: list[int],
+) -> None:
     opened = (await c.post("/sessions")).json()
     key = opened.get("id") or opened["state"]
-    outputs, errors = [], 0
     for ch in chars:
         start = time.perf_counter()
         try:
@@ -79,17 +86,16 @@ async def _session(c: httpx.AsyncClient, chars: str, *, client_state: bool, lat:
             else:
                 r = await c.post(f"/sessions/{key}/step", json={"inputs": [ch]})
         except httpx.TransportError:  # counted, not retried: a dropped request is an error
-            errors += 1
+            errors.append(1)
             continue
         finally:
             lat.append(time.perf_counter() - start)
         if r.status_code != 200:
-            errors += 1
+            errors.append(1)
             continue
         body = r.json()
         key = body.get("state", key)
         outputs.append(body["outputs"][0]["probabilities"])
-    return outputs, errors
 
 
 async def _load(base: str, texts: list[str], *, client_state: bool) -> dict:
@@ -97,18 +103,29 @@ async def _load(base: str, texts: list[str], *, client_state: bool) -> dict:
     limits = httpx.Limits(max_connections=SESSIONS, max_keepalive_connections=SESSIONS)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
         before = (await c.get("/health")).json()
+        outputs: list[list] = [[] for _ in texts]
+        errors: list[int] = []
         start = time.perf_counter()
-        done = await asyncio.wait_for(
-            asyncio.gather(*[_session(c, t, client_state=client_state, lat=lat) for t in texts]),
-            CAP_S,
-        )
+        tasks = [
+            asyncio.create_task(
+                _session(c, t, client_state=client_state, lat=lat, outputs=o, errors=errors)
+            )
+            for t, o in zip(texts, outputs, strict=True)
+        ]
+        _, pending = await asyncio.wait(tasks, timeout=CAP_S)
+        for task in pending:  # past the cap: stop; the steps not done are reported
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         wall = time.perf_counter() - start
         after = (await c.get("/health")).json()
     steps = after["steps"] - before["steps"]
     calls = after["model_calls"] - before["model_calls"]
     return {
-        "outputs": [d[0] for d in done],
-        "errors": sum(d[1] for d in done),
+        "outputs": outputs,
+        "errors": len(errors),
+        "not_done_within_cap": sum(len(t) - len(o) for t, o in zip(texts, outputs, strict=True))
+        - len(errors),
+        "cap_s": CAP_S,
         "requests": len(lat),
         "wall_s": wall,
         "requests_per_s": len(lat) / wall,
@@ -200,18 +217,19 @@ def main() -> None:
             server.terminate()
             server.wait(10)
         outputs = result.pop("outputs")
+        # Each session's outputs so far against the offline run's same steps.
         worst = max(
             (
-                float(np.abs(np.asarray(o) - w).max())
+                float(np.abs(np.asarray(o) - w[: len(o)]).max())
                 for o, w in zip(outputs, want, strict=True)
-                if len(o) == len(w)
+                if o
             ),
             default=float("inf"),
         )
-        complete = all(len(o) == args.steps for o in outputs)
         result["isolation"] = {
-            "ok": complete and worst < 1e-5,
+            "ok": result["errors"] == 0 and worst < 1e-5,
             "max_abs_diff_vs_offline_step": worst,
+            "steps_compared": sum(len(o) for o in outputs),
         }
         result["loadavg_before"] = load
         report[mode] = result
@@ -238,14 +256,15 @@ def main() -> None:
 
 def _readme(payload: dict) -> None:
     lines = [
-        "| state | requests/s | p50 ms | p99 ms | errors | mean model batch | server / client CPU "
-        "ms per request | isolation |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| state | steps done | requests/s | p50 ms | p99 ms | errors | mean model batch | "
+        "server / client CPU ms per request | isolation |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for mode, r in payload["results"].items():
         iso = "ok" if r["isolation"]["ok"] else "FAILED"
         lines.append(
-            f"| {mode} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"| {mode} | {r['isolation']['steps_compared']} | {r['requests_per_s']:.0f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['errors']} | {r['mean_model_batch']:.1f} | "
             f"{r['server_cpu_ms_per_request']:.2f} / {r['client_cpu_ms_per_request']:.2f} | {iso} |"
         )

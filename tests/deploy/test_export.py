@@ -132,7 +132,7 @@ CELLS: dict[str, dict[str, Any]] = {
     "mingru": {"cell": "mingru"},
     "minlstm": {"cell": "minlstm"},
     "layer_norm_lstm": {"cell": "lstm", "layer_norm": True},
-    "bidirectional_2_layer_gru": {"cell": "gru", "num_layers": 2, "bidirectional": True},
+    "bidirectional_gru": {"cell": "gru", "bidirectional": True},
 }
 
 
@@ -174,7 +174,7 @@ def test_every_cell_exports_at_any_length(case: str, tmp_path: Path):
     np.testing.assert_allclose(got["h_n"], want_h.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["layer_norm_lstm", "mingru", "bidirectional_2_layer_gru"])
+@pytest.mark.parametrize("case", ["layer_norm_lstm", "mingru", "bidirectional_gru"])
 def test_torchscript_loop_is_not_unrolled(case: str, tmp_path: Path):
     from rnnkit.export._graph import scripting
     from rnnkit.export.torchscript import ScriptRuntime
@@ -241,7 +241,6 @@ VARIANTS = {
             cell="lstm",
             hidden_size=8,
             embedding_dim=4,
-            num_layers=2,
             attention="general",
         )
     ),

@@ -438,12 +438,7 @@ def graphs_for(model: nn.Module) -> dict[str, Graph]:
 
 def graph_specs(model: nn.Module) -> dict[str, GraphSpec]:
     """The ``GraphSpec`` of each graph of ``model``."""
-    specs: dict[str, GraphSpec] = {}
-    for name, graph in graphs_for(model).items():
-        spec = graph.spec
-        assert isinstance(spec, GraphSpec)
-        specs[name] = spec
-    return specs
+    return {name: graph.spec for name, graph in graphs_for(model).items()}
 
 
 def state_shapes(model: nn.Module) -> dict[str, list[int]]:
