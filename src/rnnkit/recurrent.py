@@ -5,10 +5,13 @@ dropout between layers, initial state, ``lengths`` of padded batches — and the
 
 - ``native``: the plain Elman/LSTM/GRU cells go to torch's fused kernels (``torch.lstm`` & co.,
   oneDNN on CPU, cuDNN on GPU) with the cells' own parameter tensors;
-- ``scan``: cells whose gates read ``x_t`` only (minGRU, minLSTM) run as one parallel scan;
-- ``loop``: everything else (layer norm, per-sequence recurrent dropout, zoneout, custom cells),
-  and any cell when ``force_loop=True`` — the reference every fast path is tested against. The
-  input half of every step (``W_ih x_t``) still runs as one product over all steps.
+- ``fused``: on the CPU, LSTM and GRU with layer norm, per-sequence recurrent dropout or zoneout
+  run their whole time loop in rnnkit's C++ extension (``rnnkit.fused``), when it is built;
+- ``scan``: cells whose gates read ``x_t`` only (minGRU, minLSTM): on the CPU the C++ linear
+  recurrence (``scan:cpp``), on CUDA (or without the extension) one log-space parallel scan;
+- ``loop``: everything else (custom cells, projection with a variant, no extension), and any cell
+  when ``force_loop=True`` — the reference every fast path is tested against. The input half of
+  every step (``W_ih x_t``) still runs as one product over all steps.
 
 ``last_path`` records which one ran and why, so a user who asked for a variant can see whether the
 fused kernel was kept.
@@ -24,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import CELLS, RecurrentCell, ScanCell
+from rnnkit import fused
+from rnnkit.cells import CELLS, LSTMCell, RecurrentCell, ScanCell
 from rnnkit.types import LSTMState, State
 
 _NATIVE_OPS: dict[str, Callable[..., Any]] = {
@@ -140,12 +144,16 @@ class Recurrent(nn.Module):
         cells = self._cell_list
         if self.force_loop:
             return "loop", "force_loop=True"
+        param = self._first_param()
         if all(isinstance(c, ScanCell) for c in cells):
+            cpp = [fused.fusable(c, param) for c in cells]
+            if not any(cpp):
+                return "scan:cpp", "gates read x_t only: C++ linear recurrence (fwd + reverse pass)"
             width = (batch_size or 1) * self.hidden_size
-            if not self._on_cuda() and width > self.scan_cpu_max_width:
+            if not param.is_cuda and width > self.scan_cpu_max_width:
                 return "loop", (
                     f"scan cell on CPU with B*H = {width} > scan_cpu_max_width = "
-                    f"{self.scan_cpu_max_width}: the step loop is faster here"
+                    f"{self.scan_cpu_max_width}: the step loop is faster here ({cpp[0]})"
                 )
             return "scan", "gates read x_t only: parallel scan (log space, chunked)"
         blockers = [b for b in (c.native_blocker() for c in cells) if b]
@@ -156,7 +164,11 @@ class Recurrent(nn.Module):
                 kernel = "cuDNN" if self._on_cuda() else "oneDNN/ATen"
                 return f"native:{op}", f"plain cell: torch.{op} fused kernel ({kernel})"
             blockers = ["cells of different kinds have no single fused kernel"]
-        return "loop", blockers[0]
+        why_not = next((w for w in (fused.fusable(c, param) for c in cells) if w), None)
+        if why_not is None:
+            kind = "lstm" if isinstance(cells[0], LSTMCell) else "gru"
+            return f"fused:{kind}", f"{blockers[0]}: C++ fused time loop (rnnkit.fused)"
+        return "loop", f"{blockers[0]}; no fused C++ loop: {why_not}"
 
     def _on_cuda(self) -> bool:
         return self._first_param().is_cuda
@@ -268,7 +280,7 @@ class Recurrent(nn.Module):
     def _run_layers(
         self, x: Tensor, state: State, lengths: Tensor | None, mask: Tensor | None, *, path: str
     ) -> tuple[Tensor, State]:
-        run = _RUNNERS[path]
+        run = _RUNNERS[path.split(":")[0] if path.startswith("fused") else path]
         D = self.num_directions
         reverse_index = _reverse_index(x.shape[0], lengths, x.device) if D == 2 else None
         finals: list[State] = []
@@ -417,15 +429,44 @@ def _run_scan(
     training: bool,
 ) -> tuple[Tensor, State]:
     assert isinstance(cell, ScanCell) and isinstance(state, Tensor)
-    h = cell.scan(cell.project_input(x), state)  # (T, B, H)
+    return _masked_scan_output(cell.scan(cell.project_input(x), state), mask, lengths)
+
+
+def _run_fused(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    training: bool,
+) -> tuple[Tensor, State]:
+    return fused.run_cell(cell, x, state, lengths, training)
+
+
+def _run_scan_cpp(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    training: bool,
+) -> tuple[Tensor, State]:
+    assert isinstance(state, Tensor)
+    return _masked_scan_output(fused.run_scan(cell, x, state), mask, lengths)
+
+
+def _masked_scan_output(
+    h: Tensor, mask: Tensor | None, lengths: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Outputs zero past each length and the state at each length, from all states ``h``."""
     if mask is None or lengths is None:
         return h, h[-1]
-    last = (lengths.to(x.device) - 1)[None, :, None].expand(1, *h.shape[1:])
+    last = (lengths.to(h.device) - 1)[None, :, None].expand(1, *h.shape[1:])
     final = h.gather(0, last).squeeze(0)
     return torch.where(mask[..., None], h, 0.0), final
 
 
-_RUNNERS = {"loop": _run_loop, "scan": _run_scan}
+_RUNNERS = {"loop": _run_loop, "scan": _run_scan, "scan:cpp": _run_scan_cpp, "fused": _run_fused}
 
 
 # --- helpers ----------------------------------------------------------------------------------
