@@ -88,13 +88,14 @@ RNNKIT_INLINE inline double tanh_<double>(double x) {
 }
 
 template <typename T>
-RNNKIT_INLINE inline T log1p_exp_neg_abs(T x) {  // log(1 + exp(-|x|))
-  return std::log1p(std::exp(-std::abs(x)));
+inline T exp_(T x);
+template <>
+RNNKIT_INLINE inline float exp_<float>(float x) {
+  return exp_f(x);
 }
-
-template <typename T>
-RNNKIT_INLINE inline T log_sigmoid(T x) {
-  return std::min(x, T(0)) - log1p_exp_neg_abs(x);
+template <>
+RNNKIT_INLINE inline double exp_<double>(double x) {
+  return std::exp(x);
 }
 
 // --- layer norm over one row ---------------------------------------------------------------------
@@ -769,7 +770,7 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const
 // --- minGRU / minLSTM: h_t = a_t h_{t-1} + b_t, coefficients from x_proj --------------------------
 //
 // minGRU  (k, u):       a = sigmoid(-k), b = sigmoid(k) g(u)
-// minLSTM (p_f, p_i, u): d = logsigmoid(p_i) - logsigmoid(p_f), a = sigmoid(-d), b = sigmoid(d) g(u)
+// minLSTM (p_f, p_i, u): a = f / (f + i), b = i / (f + i) g(u), f = sigmoid(p_f), i = sigmoid(p_i)
 // with g(u) = u + 1/2 for u >= 0, else sigmoid(u). One forward pass and one reverse pass, each
 // thread owning a block of batch rows for all T steps (one fork per call).
 
@@ -782,8 +783,9 @@ RNNKIT_INLINE inline void min_coeffs(int64_t gates, const T* x, int64_t H, int64
     a = T(1) - z;
     bb = z * gu;
   } else {
-    const T d = log_sigmoid(x[H + j]) - log_sigmoid(x[j]);
-    a = sigm(-d);
+    // a = f / (f + i) = (1 + e^-p_i) / (2 + e^-p_i + e^-p_f): no 0/0 when both gates underflow.
+    const T ef = exp_(-x[j]), ei = exp_(-x[H + j]);
+    a = (T(1) + ei) / (T(2) + ei + ef);
     bb = (T(1) - a) * gu;
   }
 }
@@ -870,8 +872,9 @@ std::vector<Tensor> min_scan_backward_impl(const Tensor& dy, const Tensor& xp, c
             const T su = sigm(u);
             const T dgu = u >= T(0) ? T(1) : su * (T(1) - su);
             const T gd = gt * a * (T(1) - a) * (gu - hp[j]);  // d h / d d
-            dxr[j] = -gd * (T(1) - sigm(xr[j]));
-            dxr[H + j] = gd * (T(1) - sigm(xr[H + j]));
+            const T ef = exp_(-xr[j]), ei = exp_(-xr[H + j]);
+            dxr[j] = -gd * ef / (T(1) + ef);  // d d / d p_f = -(1 - f)
+            dxr[H + j] = gd * ei / (T(1) + ei);
             dxr[2 * H + j] = gt * (T(1) - a) * dgu;
             carry[j] = gt * a;
           }
