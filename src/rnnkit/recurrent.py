@@ -28,8 +28,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import fused
-from rnnkit.cells import CELLS, LSTMCell, RecurrentCell, ScanCell
+from rnnkit.cells import CELLS, ElmanCell, GRUCell, LSTMCell, RecurrentCell, ScanCell
 from rnnkit.types import LSTMState, State
+
+_UNPLANNED = object()  # marks a training mode whose step plan is not made yet
 
 _NATIVE_OPS: dict[str, Callable[..., Any]] = {
     "lstm": torch.lstm,
@@ -105,6 +107,8 @@ class Recurrent(nn.Module):
         self.force_loop = force_loop
         self.last_path: str = "not run yet"
         self._widths: tuple[bool, list[int]] | None = None
+        self._step_plans: dict[bool, Any] = {}
+        self._step_cache: tuple[State, Any] | None = None
 
     @property
     def output_size(self) -> int:
@@ -219,7 +223,76 @@ class Recurrent(nn.Module):
 
         Stepping through a sequence equals ``forward`` on it. Unidirectional layers only: a
         backward direction needs the future.
+
+        A one-layer plain Elman/LSTM/GRU (no mask to draw) takes a fast path costing little more
+        than torch's cell kernel itself: the state this method returned last is recognised by
+        identity and its kernel-shaped ``(B, H)`` tensors reused (no indexing, no checks); any other
+        state is checked once. A bad ``x`` is diagnosed after the kernel rejects it.
         """
+        plan = self._step_plans.get(self.training, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._step_plans[self.training] = self._plan_step()
+        if plan is None:
+            return self._step_general(x, state)
+        cache = self._step_cache
+        if state is not None and cache is not None and state is cache[0]:
+            inner = cache[1]
+        else:
+            self._check_step_input(x)
+            if state is None:
+                state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
+            else:
+                self._check_state(state, x.shape[0])
+            inner = (state.h[0], state.c[0]) if isinstance(state, LSTMState) else state[0]
+        kernel, params, is_lstm = plan
+        try:
+            if is_lstm:
+                h, c = kernel(x, inner, *params)
+                new: State = LSTMState(h.unsqueeze(0), c.unsqueeze(0))
+                inner = (h, c)
+            else:
+                h = inner = kernel(x, inner, *params)
+                new = h.unsqueeze(0)
+        except RuntimeError:
+            self._check_step_input(x)
+            if cache is not None and state is cache[0]:
+                self._check_state(cache[0], x.shape[0])
+            raise
+        # A state with a graph is not kept: it would hold the graph alive past the caller's use.
+        self._step_cache = None if h.requires_grad else (new, inner)
+        return h, new
+
+    def train(self, mode: bool = True) -> Recurrent:
+        self._step_plans = {}  # the step plan depends on the mode (masks are drawn in training)
+        self._step_cache = None
+        return super().train(mode)
+
+    def _plan_step(self) -> tuple[Callable[..., Any], list[Tensor | None], bool] | None:
+        """The fused cell kernel and its parameters for ``step``, or None for the general path."""
+        if len(self._cell_list) != 1:
+            return None
+        cell = self._cell_list[0]
+        if cell.native_blocker() is not None or (
+            cell.training and getattr(cell, "recurrent_dropout", 0.0) > 0
+        ):
+            return None
+        if isinstance(cell, LSTMCell):
+            if cell.proj_size:
+                return None
+            kernel: Callable[..., Any] = torch.lstm_cell
+        elif isinstance(cell, GRUCell):
+            kernel = torch.gru_cell
+        elif isinstance(cell, ElmanCell):
+            kernel = torch.rnn_tanh_cell if cell.nonlinearity == "tanh" else torch.rnn_relu_cell
+        else:
+            return None
+        # The Parameter objects themselves: .to()/.double() and load_state_dict update them in
+        # place, so they stay current; replacing one attribute goes through train()/eval() or not
+        # at all in streaming use.
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return kernel, [cell._parameters[n] for n in names], isinstance(cell, LSTMCell)
+
+    def _check_step_input(self, x: Tensor) -> None:
         if self.bidirectional:
             raise ValueError(
                 "step() needs a unidirectional layer: the backward direction reads the future"
@@ -227,15 +300,18 @@ class Recurrent(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"step() expects x of shape (B, I), got {shape}")
-        cells = self._cell_list
         if x.shape[1] != self.input_size or x.dtype != self._dtype():
             self._check_input(x)  # raises with the exact reason
+
+    def _step_general(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
+        self._check_step_input(x)
+        cells = self._cell_list
         B = x.shape[0]
         if state is None:
             state = self.init_state(B, device=x.device, dtype=x.dtype)
         else:
             self._check_state(state, B)
-        if len(cells) == 1:  # the common streaming case: no stacking copies
+        if len(cells) == 1:  # no stacking copies
             y, s = cells[0](x, _index(state, 0))
             return y, _map_state(s, lambda t: t.unsqueeze(0))
         new_states = []
