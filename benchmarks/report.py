@@ -70,7 +70,7 @@ def gflops(rec: dict[str, Any]) -> str:
     return f"{ours:.1f} / {ref:.1f}{extra}"
 
 
-def load(rec: dict[str, Any]) -> str:
+def load_cell(rec: dict[str, Any]) -> str:
     value = rec.get("load_avg_1min")
     if value is None:
         return ""
@@ -88,9 +88,10 @@ def sequence_table(records: list[dict[str, Any]]) -> list[str]:
             continue
         rows.append(
             f"| {r.get('threads', '?')} | {r['case']} | {r['variant']} | {r['mode']} "
-            f"| {path_name(r)} | {r['tokens_per_s']:,.0f} | {r['reference'].removeprefix('torch.')} "
+            f"| {path_name(r)} | {r['tokens_per_s']:,.0f} "
+            f"| {r['reference'].removeprefix('torch.')} "
             f"| {r['reference_tokens_per_s']:,.0f} | {ratio_cell(r)} | {verdict(r)} "
-            f"| {gflops(r)} | {load(r)} | {mem(r)} |"
+            f"| {gflops(r)} | {load_cell(r)} | {mem(r)} |"
         )
     return rows
 
@@ -107,7 +108,7 @@ def step_table(records: list[dict[str, Any]]) -> list[str]:
         rows.append(
             f"| {r.get('threads', '?')} | {r['case']} | {r['latency_us']:.1f} "
             f"| {r['reference'].removeprefix('torch.')} | {r['reference_latency_us']:.1f} "
-            f"| {ratio_cell(r)} | {verdict(r)} | {load(r)} |"
+            f"| {ratio_cell(r)} | {verdict(r)} | {load_cell(r)} |"
         )
     return rows
 
@@ -147,7 +148,9 @@ def render(records: list[dict[str, Any]]) -> str:
         ceilings = {
             r.get("threads"): r["gemm_ceiling_gflops"] for r in recs if "gemm_ceiling_gflops" in r
         }
-        ceiling = ", ".join(f"{c:.0f} GFLOP/s at {t} thread(s)" for t, c in sorted(ceilings.items()))
+        ceiling = ", ".join(
+            f"{c:.0f} GFLOP/s at {t} thread(s)" for t, c in sorted(ceilings.items())
+        )
         loads = [r["load_avg_1min"] for r in recs if "load_avg_1min" in r]
         out.append(
             f"**{device}** ({first.get('device_name', '?')}, threads {threads}, "

@@ -28,6 +28,7 @@ Writes a JSON list of records to ``benchmarks/results/speed-<device>.json`` (ato
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -466,6 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--memory", action="store_true", help="also measure peak memory (two more calls a case)"
     )
+    p.add_argument("--repeats", type=int, default=0, help="paired repeats per case (0: the case's)")
     p.add_argument("--out", type=Path, help="default benchmarks/results/speed-<device>.json")
     p.add_argument(
         "--merge", action="store_true", help="keep records of the existing file not re-measured"
@@ -481,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = args.variants.split(",") if args.variants else None
     modes = args.modes.split(",")
     cases = QUICK_CASES if args.quick else [c for c in CASES if c.tag in tags]
+    if args.repeats:
+        cases = [dataclasses.replace(c, repeats=args.repeats) for c in cases]
     unknown = set(cells) - set(STEP_REFERENCE)
     if unknown:
         raise SystemExit(f"unknown cells {sorted(unknown)}; choose from {sorted(STEP_REFERENCE)}")
@@ -488,6 +492,16 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     records: list[dict[str, Any]] = []
     start = time.perf_counter()
+    kept = json.loads(out.read_text()) if args.merge and out.exists() else []
+
+    def save(rec: dict[str, Any]) -> None:
+        """Keep ``rec`` and rewrite the file, so a run cut short keeps what it measured."""
+        rec["timestamp"] = stamp
+        records.append(rec)
+        print(line(rec), flush=True)
+        fresh = {key(r) for r in records}
+        write_atomic(out, [r for r in kept if key(r) not in fresh] + records)
+
     for threads in [int(t) for t in str(args.threads).split(",")]:
         torch.set_num_threads(threads)
         ceiling = gemm_ceiling(device, size=256 if args.quick else 1024)
@@ -499,19 +513,13 @@ def main(argv: list[str] | None = None) -> int:
                 ):
                     continue
                 for mode in modes:
-                    rec = bench_sequence(
-                        config, case, mode, device, args.quick, ceiling, with_memory=args.memory or args.quick
-                    )
-                    rec["timestamp"] = stamp
-                    records.append(rec)
-                    print(line(rec), flush=True)
+                    memory = args.memory or args.quick
+                    save(bench_sequence(config, case, mode, device, args.quick, ceiling, memory))
         if args.quick or "step" in tags:
             for cell in cells:
                 rec = bench_step(cell, device, args.quick)
                 rec["gemm_ceiling_gflops"] = ceiling
-                rec["timestamp"] = stamp
-                records.append(rec)
-                print(line(rec), flush=True)
+                save(rec)
     busy = [r for r in records if r["load_warning"]]
     if busy:
         worst = max(r["load_avg_1min"] for r in busy)
@@ -521,10 +529,6 @@ def main(argv: list[str] | None = None) -> int:
             "are the figures to read",
             flush=True,
         )
-    if args.merge and out.exists():
-        fresh = {key(r) for r in records}
-        records = [r for r in json.loads(out.read_text()) if key(r) not in fresh] + records
-    write_atomic(out, records)
     print(f"wrote {len(records)} records to {out} in {time.perf_counter() - start:.0f} s")
     return 0
 

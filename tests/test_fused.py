@@ -97,7 +97,9 @@ def _assert_close(a: tuple, b: tuple, tol: float) -> None:
     ids=["1-uni", "2-bi-len", "1-bi", "2-uni-len"],
 )
 def test_fused_equals_loop(spy, cell, options, train, num_layers, bidirectional, lengths):
-    fast, loop = _pair(cell, options, train=train, num_layers=num_layers, bidirectional=bidirectional)
+    fast, loop = _pair(
+        cell, options, train=train, num_layers=num_layers, bidirectional=bidirectional
+    )
     x = torch.randn(T, B, I, dtype=F64)
     state = fast.init_state(B, dtype=F64)
     state = type(state)(*[torch.randn_like(s) for s in state]) if cell == "lstm" else state + 0.5

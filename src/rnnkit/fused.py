@@ -40,6 +40,14 @@ def fusable(cell: RecurrentCell, x_like: Tensor) -> str | None:
     return None
 
 
+def _ops() -> Any:
+    """``torch.ops.rnnkit``; only called on a path that ``fusable`` admitted."""
+    ops = _ext.ops()
+    if ops is None:
+        raise RuntimeError(f"rnnkit's fused path ran without its extension: {_ext.reason()}")
+    return ops
+
+
 def _opt(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
@@ -60,7 +68,7 @@ class FusedLSTM(torch.autograd.Function):
     """One LSTM layer direction. Inputs after the first five are optional (None)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         xp: Tensor,
         h0: Tensor,
@@ -75,7 +83,7 @@ class FusedLSTM(torch.autograd.Function):
         zoneout: float,
         lengths: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        ops = _ext.ops()
+        ops = _ops()
         r = ops.lstm_forward(
             xp, h0, c0, w_hh, b_hh, g_hh, g_c, b_c, noise, zmask, zoneout, lengths, True
         )
@@ -91,7 +99,7 @@ class FusedLSTM(torch.autograd.Function):
         dy = torch.zeros(out_shape, dtype=w_hh.dtype) if dy is None else dy.contiguous()
         dhT = torch.zeros(out_shape[1:], dtype=w_hh.dtype) if dhT is None else dhT.contiguous()
         dcT = torch.zeros(out_shape[1:], dtype=w_hh.dtype) if dcT is None else dcT.contiguous()
-        g = _ext.ops().lstm_backward(
+        g = _ops().lstm_backward(
             dy, dhT, dcT, w_hh, g_hh, g_c, noise, zmask, ctx.zoneout, lengths, *saved
         )
         dxp, dh0, dc0, dw, db, dg, dgc, dbc = g
@@ -102,7 +110,7 @@ class FusedGRU(torch.autograd.Function):
     """One GRU layer direction."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         xp: Tensor,
         h0: Tensor,
@@ -114,7 +122,7 @@ class FusedGRU(torch.autograd.Function):
         zoneout: float,
         lengths: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
-        r = _ext.ops().gru_forward(xp, h0, w_hh, b_hh, g_hh, noise, zmask, zoneout, lengths, True)
+        r = _ops().gru_forward(xp, h0, w_hh, b_hh, g_hh, noise, zmask, zoneout, lengths, True)
         out, hT = r[:2]
         ctx.save_for_backward(w_hh, g_hh, noise, zmask, lengths, *r[2:])
         ctx.zoneout = zoneout
@@ -126,7 +134,7 @@ class FusedGRU(torch.autograd.Function):
         ht = saved[0]
         dy = torch.zeros_like(ht) if dy is None else dy.contiguous()
         dhT = torch.zeros_like(ht[0]) if dhT is None else dhT.contiguous()
-        dxp, dh0, dw, db, dg = _ext.ops().gru_backward(
+        dxp, dh0, dw, db, dg = _ops().gru_backward(
             dy, dhT, w_hh, g_hh, noise, zmask, ctx.zoneout, lengths, *saved
         )
         return dxp, dh0, dw, db, dg, None, None, None, None
@@ -136,8 +144,8 @@ class MinScan(torch.autograd.Function):
     """minGRU (``gates`` 2) or minLSTM (3): all states from the projected input ``(T, B, G*H)``."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, h0: Tensor, gates: int) -> Tensor:  # type: ignore[override]
-        out = _ext.ops().min_scan_forward(xp, h0, gates)
+    def forward(ctx: Any, xp: Tensor, h0: Tensor, gates: int) -> Tensor:
+        out = _ops().min_scan_forward(xp, h0, gates)
         ctx.save_for_backward(xp, h0, out)
         ctx.gates = gates
         return out
@@ -145,7 +153,7 @@ class MinScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, dy: Tensor) -> Any:
         xp, h0, out = ctx.saved_tensors
-        dxp, dh0 = _ext.ops().min_scan_backward(dy.contiguous(), xp, h0, out, ctx.gates)
+        dxp, dh0 = _ops().min_scan_backward(dy.contiguous(), xp, h0, out, ctx.gates)
         return dxp, dh0, None
 
 
@@ -161,7 +169,7 @@ def run_cell(
     lens = None if lengths is None else lengths.to(device="cpu", dtype=torch.long).contiguous()
     b_hh = cell.bias_hh
     g_hh = None if cell.ln_hh is None else cell.ln_hh.weight
-    ops = _ext.ops()
+    ops = _ops()
     if isinstance(cell, LSTMCell):
         assert isinstance(state, LSTMState)
         zmask = _zoneout_draws(cell, T, B, x, 2)
@@ -214,5 +222,5 @@ def run_scan(cell: RecurrentCell, x: Tensor, h0: Tensor) -> Tensor:
     if _needs_grad(xp, h0):
         out: Tensor = MinScan.apply(xp, h0, gates)
         return out
-    result: Tensor = _ext.ops().min_scan_forward(xp, h0, gates)
+    result: Tensor = _ops().min_scan_forward(xp, h0, gates)
     return result
