@@ -253,7 +253,7 @@ class Recurrent(nn.Module):
             else:
                 h = inner = kernel(x, inner, *params)
                 new = h.unsqueeze(0)
-        except RuntimeError:
+        except (RuntimeError, IndexError, TypeError):  # what torch's cell kernels raise
             self._check_step_input(x)
             if cache is not None and state is cache[0]:
                 self._check_state(cache[0], x.shape[0])
