@@ -244,14 +244,18 @@ class Recurrent(nn.Module):
             else:
                 self._check_state(state, x.shape[0])
             inner = (state.h[0], state.c[0]) if isinstance(state, LSTMState) else state[0]
-        kernel, params, is_lstm = plan
+        kernel, cell, is_lstm = plan
+        # Read at each call from the cell's own table: load_state_dict(assign=True),
+        # functional_call and .to() with swapped parameters all go through it.
+        p = cell._parameters
         try:
+            w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
             if is_lstm:
-                h, c = kernel(x, inner, *params)
+                h, c = kernel(x, inner, *w)
                 new: State = LSTMState(h.unsqueeze(0), c.unsqueeze(0))
                 inner = (h, c)
             else:
-                h = inner = kernel(x, inner, *params)
+                h = inner = kernel(x, inner, *w)
                 new = h.unsqueeze(0)
         except (RuntimeError, IndexError, TypeError):  # what torch's cell kernels raise
             self._check_step_input(x)
@@ -267,7 +271,7 @@ class Recurrent(nn.Module):
         self._step_cache = None
         return super().train(mode)
 
-    def _plan_step(self) -> tuple[Callable[..., Any], list[Tensor | None], bool] | None:
+    def _plan_step(self) -> tuple[Callable[..., Any], RecurrentCell, bool] | None:
         """The fused cell kernel and its parameters for ``step``, or None for the general path."""
         if len(self._cell_list) != 1:
             return None
@@ -286,11 +290,7 @@ class Recurrent(nn.Module):
             kernel = torch.rnn_tanh_cell if cell.nonlinearity == "tanh" else torch.rnn_relu_cell
         else:
             return None
-        # The Parameter objects themselves: .to()/.double() and load_state_dict update them in
-        # place, so they stay current; replacing one attribute goes through train()/eval() or not
-        # at all in streaming use.
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        return kernel, [cell._parameters[n] for n in names], isinstance(cell, LSTMCell)
+        return kernel, cell, isinstance(cell, LSTMCell)
 
     def _check_step_input(self, x: Tensor) -> None:
         if self.bidirectional:
