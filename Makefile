@@ -28,7 +28,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/speed.py --modes fwdbwd
+	$(BIN)/python benchmarks/report.py --readme README.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
