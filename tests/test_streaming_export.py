@@ -127,3 +127,31 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path: Path):
         want = model(*args)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(torch.from_numpy(g), w, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_step_fast_path_reuses_its_state_and_still_checks(cell):
+    """The one-layer fast path: a state it returned is reused without checks and gives what
+    forward gives; a wrong x or batch after it still raises the clear ValueError."""
+    layer = Recurrent(cell, 3, 4).eval()
+    assert layer._plan_step() is not None
+    x = torch.randn(5, 2, 3)
+    with torch.inference_mode():
+        want, _ = layer(x)
+        state = None
+        for t in range(5):
+            y, state = layer.step(x[t], state)
+            torch.testing.assert_close(y, want[t])
+            assert layer._step_cache is not None and layer._step_cache[0] is state
+        with pytest.raises(ValueError, match=r"x is torch.float64 but the layer's parameters"):
+            layer.step(x[0].double(), state)
+        with pytest.raises(ValueError, match=r"must have shape \(L\*D, B, size\) = \(1, 3, 4\)"):
+            layer.step(torch.randn(3, 3), state)
+        with pytest.raises(ValueError, match=r"step\(\) expects x of shape \(B, I\)"):
+            layer.step(x[0, 0], state)
+
+
+def test_step_with_recurrent_dropout_in_training_takes_the_general_path():
+    layer = Recurrent("lstm", 3, 4, recurrent_dropout=0.5).train()
+    assert layer._plan_step() is None
+    assert layer.eval()._plan_step() is not None

@@ -5,10 +5,13 @@ dropout between layers, initial state, ``lengths`` of padded batches — and the
 
 - ``native``: the plain Elman/LSTM/GRU cells go to torch's fused kernels (``torch.lstm`` & co.,
   oneDNN on CPU, cuDNN on GPU) with the cells' own parameter tensors;
-- ``scan``: cells whose gates read ``x_t`` only (minGRU, minLSTM) run as one parallel scan;
-- ``loop``: everything else (layer norm, per-sequence recurrent dropout, zoneout, custom cells),
-  and any cell when ``force_loop=True`` — the reference every fast path is tested against. The
-  input half of every step (``W_ih x_t``) still runs as one product over all steps.
+- ``fused``: on the CPU, LSTM and GRU with layer norm, per-sequence recurrent dropout or zoneout
+  run their whole time loop in rnnkit's C++ extension (``rnnkit.fused``), when it is built;
+- ``scan``: cells whose gates read ``x_t`` only (minGRU, minLSTM): on the CPU the C++ linear
+  recurrence (``scan:cpp``), on CUDA (or without the extension) one log-space parallel scan;
+- ``loop``: everything else (custom cells, projection with a variant, no extension), and any cell
+  when ``force_loop=True`` — the reference every fast path is tested against. The input half of
+  every step (``W_ih x_t``) still runs as one product over all steps.
 
 ``last_path`` records which one ran and why, so a user who asked for a variant can see whether the
 fused kernel was kept.
@@ -25,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import CELLS, RecurrentCell, ScanCell
+from rnnkit import fused
+from rnnkit.cells import CELLS, ElmanCell, GRUCell, LSTMCell, RecurrentCell, ScanCell
 from rnnkit.types import LSTMState, State, map_state
 
 # torch.nn.RNNBase.mode -> (rnnkit cell name, cell options that mode implies)
@@ -36,6 +40,8 @@ _TORCH_MODES: dict[str, tuple[str, dict[str, Any]]] = {
     "RNN_RELU": ("rnn", {"nonlinearity": "relu"}),
 }
 _TORCH_KEY = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
+
+_UNPLANNED = object()  # marks a training mode whose step plan is not made yet
 
 _NATIVE_OPS: dict[str, Callable[..., Any]] = {
     "lstm": torch.lstm,
@@ -111,6 +117,8 @@ class Recurrent(nn.Module):
         self.force_loop = force_loop
         self.last_path: str = "not run yet"
         self._widths: tuple[bool, list[int]] | None = None
+        self._step_plans: dict[bool, Any] = {}
+        self._step_cache: tuple[State, Any] | None = None
         self._register_load_state_dict_pre_hook(self._rename_torch_keys)
 
     @classmethod
@@ -204,12 +212,16 @@ class Recurrent(nn.Module):
         cells = self._cell_list
         if self.force_loop:
             return "loop", "force_loop=True"
+        param = self._first_param()
         if all(isinstance(c, ScanCell) for c in cells):
+            cpp = [fused.fusable(c, param) for c in cells]
+            if not any(cpp):
+                return "scan:cpp", "gates read x_t only: C++ linear recurrence (fwd + reverse pass)"
             width = (batch_size or 1) * self.hidden_size
-            if not self._on_cuda() and width > self.scan_cpu_max_width:
+            if not param.is_cuda and width > self.scan_cpu_max_width:
                 return "loop", (
                     f"scan cell on CPU with B*H = {width} > scan_cpu_max_width = "
-                    f"{self.scan_cpu_max_width}: the step loop is faster here"
+                    f"{self.scan_cpu_max_width}: the step loop is faster here ({cpp[0]})"
                 )
             return "scan", "gates read x_t only: parallel scan (log space, chunked)"
         blockers = [b for b in (c.native_blocker() for c in cells) if b]
@@ -220,7 +232,11 @@ class Recurrent(nn.Module):
                 kernel = "cuDNN" if self._on_cuda() else "oneDNN/ATen"
                 return f"native:{op}", f"plain cell: torch.{op} fused kernel ({kernel})"
             blockers = ["cells of different kinds have no single fused kernel"]
-        return "loop", blockers[0]
+        why_not = next((w for w in (fused.fusable(c, param) for c in cells) if w), None)
+        if why_not is None:
+            kind = "lstm" if isinstance(cells[0], LSTMCell) else "gru"
+            return f"fused:{kind}", f"{blockers[0]}: C++ fused time loop (rnnkit.fused)"
+        return "loop", f"{blockers[0]}; no fused C++ loop: {why_not}"
 
     def _on_cuda(self) -> bool:
         return self._first_param().is_cuda
@@ -271,7 +287,76 @@ class Recurrent(nn.Module):
 
         Stepping through a sequence equals ``forward`` on it. Unidirectional layers only: a
         backward direction needs the future.
+
+        A one-layer plain Elman/LSTM/GRU (no mask to draw) takes a fast path costing little more
+        than torch's cell kernel itself: the state this method returned last is recognised by
+        identity and its kernel-shaped ``(B, H)`` tensors reused (no indexing, no checks); any other
+        state is checked once. A bad ``x`` is diagnosed after the kernel rejects it.
         """
+        plan = self._step_plans.get(self.training, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._step_plans[self.training] = self._plan_step()
+        if plan is None:
+            return self._step_general(x, state)
+        cache = self._step_cache
+        if state is not None and cache is not None and state is cache[0]:
+            inner = cache[1]
+        else:
+            self._check_step_input(x)
+            if state is None:
+                state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
+            else:
+                self._check_state(state, x.shape[0])
+            inner = (state.h[0], state.c[0]) if isinstance(state, LSTMState) else state[0]
+        kernel, cell, is_lstm = plan
+        # Read at each call from the cell's own table: load_state_dict(assign=True),
+        # functional_call and .to() with swapped parameters all go through it.
+        p = cell._parameters
+        try:
+            w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+            if is_lstm:
+                h, c = kernel(x, inner, *w)
+                new: State = LSTMState(h.unsqueeze(0), c.unsqueeze(0))
+                inner = (h, c)
+            else:
+                h = inner = kernel(x, inner, *w)
+                new = h.unsqueeze(0)
+        except (RuntimeError, IndexError, TypeError):  # what torch's cell kernels raise
+            self._check_step_input(x)
+            if cache is not None and state is cache[0]:
+                self._check_state(cache[0], x.shape[0])
+            raise
+        # A state with a graph is not kept: it would hold the graph alive past the caller's use.
+        self._step_cache = None if h.requires_grad else (new, inner)
+        return h, new
+
+    def train(self, mode: bool = True) -> Recurrent:
+        self._step_plans = {}  # the step plan depends on the mode (masks are drawn in training)
+        self._step_cache = None
+        return super().train(mode)
+
+    def _plan_step(self) -> tuple[Callable[..., Any], RecurrentCell, bool] | None:
+        """The fused cell kernel and its parameters for ``step``, or None for the general path."""
+        if len(self._cell_list) != 1:
+            return None
+        cell = self._cell_list[0]
+        if cell.native_blocker() is not None or (
+            cell.training and getattr(cell, "recurrent_dropout", 0.0) > 0
+        ):
+            return None
+        if isinstance(cell, LSTMCell):
+            if cell.proj_size:
+                return None
+            kernel: Callable[..., Any] = torch.lstm_cell
+        elif isinstance(cell, GRUCell):
+            kernel = torch.gru_cell
+        elif isinstance(cell, ElmanCell):
+            kernel = torch.rnn_tanh_cell if cell.nonlinearity == "tanh" else torch.rnn_relu_cell
+        else:
+            return None
+        return kernel, cell, isinstance(cell, LSTMCell)
+
+    def _check_step_input(self, x: Tensor) -> None:
         if self.bidirectional:
             raise ValueError(
                 "step() needs a unidirectional layer: the backward direction reads the future"
@@ -279,15 +364,18 @@ class Recurrent(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"step() expects x of shape (B, I), got {shape}")
-        cells = self._cell_list
         if x.shape[1] != self.input_size or x.dtype != self._dtype():
             self._check_input(x)  # raises with the exact reason
+
+    def _step_general(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
+        self._check_step_input(x)
+        cells = self._cell_list
         B = x.shape[0]
         if state is None:
             state = self.init_state(B, device=x.device, dtype=x.dtype)
         else:
             self._check_state(state, B)
-        if len(cells) == 1:  # the common streaming case: no stacking copies
+        if len(cells) == 1:  # no stacking copies
             y, s = cells[0](x, _index(state, 0))
             return y, map_state(s, lambda t: t.unsqueeze(0))
         new_states = []
@@ -332,7 +420,7 @@ class Recurrent(nn.Module):
     def _run_layers(
         self, x: Tensor, state: State, lengths: Tensor | None, mask: Tensor | None, *, path: str
     ) -> tuple[Tensor, State]:
-        run = _RUNNERS[path]
+        run = _RUNNERS[path.split(":")[0] if path.startswith("fused") else path]
         D = self.num_directions
         reverse_index = _reverse_index(x.shape[0], lengths, x.device) if D == 2 else None
         finals: list[State] = []
@@ -481,15 +569,44 @@ def _run_scan(
     training: bool,
 ) -> tuple[Tensor, State]:
     assert isinstance(cell, ScanCell) and isinstance(state, Tensor)
-    h = cell.scan(cell.project_input(x), state)  # (T, B, H)
+    return _masked_scan_output(cell.scan(cell.project_input(x), state), mask, lengths)
+
+
+def _run_fused(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    training: bool,
+) -> tuple[Tensor, State]:
+    return fused.run_cell(cell, x, state, lengths, training)
+
+
+def _run_scan_cpp(
+    cell: RecurrentCell,
+    x: Tensor,
+    state: State,
+    mask: Tensor | None,
+    lengths: Tensor | None,
+    training: bool,
+) -> tuple[Tensor, State]:
+    assert isinstance(state, Tensor)
+    return _masked_scan_output(fused.run_scan(cell, x, state), mask, lengths)
+
+
+def _masked_scan_output(
+    h: Tensor, mask: Tensor | None, lengths: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Outputs zero past each length and the state at each length, from all states ``h``."""
     if mask is None or lengths is None:
         return h, h[-1]
-    last = (lengths.to(x.device) - 1)[None, :, None].expand(1, *h.shape[1:])
+    last = (lengths.to(h.device) - 1)[None, :, None].expand(1, *h.shape[1:])
     final = h.gather(0, last).squeeze(0)
     return torch.where(mask[..., None], h, 0.0), final
 
 
-_RUNNERS = {"loop": _run_loop, "scan": _run_scan}
+_RUNNERS = {"loop": _run_loop, "scan": _run_scan, "scan:cpp": _run_scan_cpp, "fused": _run_fused}
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ def test_every_cell_variant_and_mode_is_there(records: list[dict]) -> None:
             assert (cell, "plain", mode, f"torch.nn.{ref}") in seen
     for variant in ("layernorm", "recurrent_dropout", "recurrent_dropout_shared", "zoneout"):
         assert ("lstm", variant, "fwdbwd", "torch.nn.LSTM") in seen
+    for variant in ("layernorm", "recurrent_dropout", "zoneout"):
+        assert ("gru", variant, "fwdbwd", "torch.nn.GRU") in seen
     assert ("minlstm", "plain", "fwdbwd", "torch.nn.GRU") in seen
     assert ("minlstm", "plain", "fwdbwd", "torch.nn.LSTM") in seen
     assert ("lstm", "plain", "step", "torch.nn.LSTMCell") in seen
@@ -64,12 +66,18 @@ def test_schema_and_ratios(records: list[dict]) -> None:
         assert r["case"].startswith(f"{r['cell']}-B")
         assert r["reference"].startswith("torch.nn.")
         assert r["tokens_per_s"] > 0 and r["reference_tokens_per_s"] > 0 and r["ratio"] > 0
-        if r["mode"] == "step":
-            want = r["reference_latency_us"] / r["latency_us"]
-        else:
-            want = r["tokens_per_s"] / r["reference_tokens_per_s"]
+        # The ratio is the median of paired ratios, inside their spread.
+        sp = r["ratio_spread"]
+        assert sp["min"] <= sp["p25"] <= sp["median"] <= sp["p75"] <= sp["max"]
+        assert math.isclose(r["ratio"], sp["median"], rel_tol=1e-12), r
+        assert r["threads"] == 1 and r["load_avg_1min"] >= 0
+        assert r["load_warning"] == (r["load_avg_1min"] > 0.5)
+        assert r["gemm_ceiling_gflops"] > 0
+        if r["mode"] != "step":
             assert r["peak_mem_mb"] >= 0 and r["reference_peak_mem_mb"] >= 0
-        assert math.isclose(r["ratio"], want, rel_tol=1e-9), r
+            assert r["gflops"] > 0 and r["reference_gflops"] > 0
+            ceiling = r["gemm_ceiling_gflops"]
+            assert r["valid"] == (r["gflops"] <= ceiling and r["reference_gflops"] <= ceiling)
         if r["target"] is not None:
             assert r["met"] == (r["ratio"] >= r["target"])
 
@@ -79,8 +87,10 @@ def test_path_is_the_one_the_layer_reports(records: list[dict]) -> None:
     assert paths[("lstm", "plain")].startswith("native:lstm")
     assert paths[("gru", "plain")].startswith("native:gru")
     assert paths[("lstm", "recurrent_dropout_shared")].startswith("native:lstm")
-    assert paths[("mingru", "plain")].startswith("scan")
-    assert paths[("lstm", "zoneout")].startswith("loop")
+    assert paths[("mingru", "plain")].startswith("scan:cpp")
+    assert paths[("lstm", "zoneout")].startswith("fused:lstm")
+    assert paths[("lstm", "layernorm")].startswith("fused:lstm")
+    assert paths[("gru", "zoneout")].startswith("fused:gru")
 
 
 def test_report_renders_the_records(records: list[dict], tmp_path: Path) -> None:
@@ -98,5 +108,6 @@ def test_report_renders_the_records(records: list[dict], tmp_path: Path) -> None
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n<!-- speed:begin -->\n")
     assert text.endswith("<!-- speed:end -->\noutro\n")
-    assert "lstm-B4-T16-I8-H16-L1" in text and "LSTMCell" in text
+    assert "lstm-B4-T16-I8-H16-L1" in text and "LSTMCell" in text and "GEMM ceiling" in text
+    assert "Targets met at 1 thread(s)" in text
     assert done.stdout.strip() in text

@@ -1,0 +1,218 @@
+"""The fused C++ path (``rnnkit.fused``): gradcheck of every autograd Function in float64, parity
+with the reference loop over lengths x directions x layers x each option (outputs, final states,
+every gradient), the same dropout and zoneout masks from the same seed, a spy proving the fused
+kernel ran, and the fallback when the extension is missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+from rnnkit import LSTMState, Recurrent, _ext, fused
+
+F64 = torch.float64
+I, H, T, B = 3, 4, 6, 3  # noqa: E741 (the shape glossary's I)
+LENGTHS = torch.tensor([6, 2, 4])
+OPTIONS = [
+    {"layer_norm": True},
+    {"recurrent_dropout": 0.3},
+    {"zoneout": 0.2},
+    {"layer_norm": True, "recurrent_dropout": 0.3, "zoneout": 0.2},
+]
+
+
+class _Spy:
+    """Stands in for ``torch.ops.rnnkit`` and counts the calls of each op."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, {}
+
+    def __getattr__(self, name: str) -> Any:
+        op = getattr(self.real, name)
+
+        def counted(*args: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return op(*args)
+
+        return counted
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> _Spy:
+    real = _ext.ops()
+    assert real is not None, _ext.reason()
+    wrapper = _Spy(real)
+    monkeypatch.setattr(_ext, "ops", lambda: wrapper)
+    return wrapper
+
+
+def _flat(state: Any) -> list[Tensor]:
+    return list(state) if isinstance(state, LSTMState) else [state]
+
+
+def _run(layer: Recurrent, x: Tensor, state: Any, lengths: Tensor | None, seed: int) -> tuple:
+    layer.zero_grad()
+    x = x.clone().requires_grad_()
+    torch.manual_seed(seed)  # the same dropout/zoneout draws on both paths
+    out, final = layer(x, state, lengths=lengths)
+    g = torch.Generator().manual_seed(7)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    for s in _flat(final):
+        loss = loss + (s * torch.randn(s.shape, generator=g, dtype=s.dtype)).sum()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
+    return out.detach(), [s.detach() for s in _flat(final)], x.grad, grads
+
+
+def _pair(cell: str, options: dict, *, train: bool, dtype: torch.dtype = F64, **kw: Any) -> tuple:
+    fast = Recurrent(cell, I, H, **options, **kw).to(dtype).train(train)
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    loop = Recurrent(cell, I, H, force_loop=True, **options, **kw).to(dtype).train(train)
+    loop.load_state_dict(fast.state_dict())
+    return fast, loop
+
+
+def _assert_close(a: tuple, b: tuple, tol: float) -> None:
+    torch.testing.assert_close(a[0], b[0], atol=tol, rtol=tol)
+    for s, t in zip(a[1], b[1], strict=True):
+        torch.testing.assert_close(s, t, atol=tol, rtol=tol)
+    torch.testing.assert_close(a[2], b[2], atol=tol, rtol=tol)
+    assert a[3].keys() == b[3].keys()
+    for name in a[3]:  # sums over all steps and rows: compared relative to their largest entry
+        scale = max(1.0, float(b[3][name].abs().max()))
+        torch.testing.assert_close(a[3][name], b[3][name], atol=tol * scale, rtol=tol, msg=name)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "+".join(o))
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize(
+    ("num_layers", "bidirectional", "lengths"),
+    [(1, False, None), (2, True, LENGTHS), (1, True, None), (2, False, LENGTHS)],
+    ids=["1-uni", "2-bi-len", "1-bi", "2-uni-len"],
+)
+def test_fused_equals_loop(spy, cell, options, train, num_layers, bidirectional, lengths):
+    fast, loop = _pair(
+        cell, options, train=train, num_layers=num_layers, bidirectional=bidirectional
+    )
+    x = torch.randn(T, B, I, dtype=F64)
+    state = fast.init_state(B, dtype=F64)
+    state = type(state)(*[torch.randn_like(s) for s in state]) if cell == "lstm" else state + 0.5
+    got = _run(fast, x, state, lengths, seed=11)
+    if options == {"recurrent_dropout": 0.3} and not train:  # no mask in eval: torch's kernel
+        assert fast.last_path.startswith(f"native:{cell} ") and not spy.calls
+    else:
+        assert fast.last_path.startswith(f"fused:{cell} "), fast.last_path
+        assert spy.calls.get(f"{cell}_backward") == num_layers * (2 if bidirectional else 1)
+    want = _run(loop, x, state, lengths, seed=11)
+    assert loop.last_path == "loop (force_loop=True)"
+    _assert_close(got, want, 1e-10)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_float32_and_no_grad(spy, cell):
+    """float32 (the vectorised kernels' polynomial exp) within float32 tolerance; the no-grad
+    forward (nothing saved) equal to the autograd one."""
+    fast, loop = _pair(cell, OPTIONS[-1], train=False, dtype=torch.float32, num_layers=2)
+    x = torch.randn(50, 8, I)
+    # A random state: from zeros, layer norm of W_hh h ~ 0 amplifies rounding by 1/sqrt(eps).
+    state = fast.init_state(8)
+    state = type(state)(*[torch.randn_like(s) for s in state]) if cell == "lstm" else state + 0.5
+    _assert_close(_run(fast, x, state, None, 1), _run(loop, x, state, None, 1), 1e-4)
+    with torch.no_grad():
+        out, _ = fast(x, state)
+    torch.testing.assert_close(out, fast(x, state)[0].detach(), atol=0, rtol=0)
+    assert spy.calls[f"{cell}_forward"] >= 3
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("option", [{"recurrent_dropout": 0.5}, {"zoneout": 0.5}], ids=str)
+def test_masks_follow_the_seed(cell, option):
+    """Train mode: the same seed gives the loop's masks (equal outputs); another seed other
+    masks (different outputs), so the masks are really drawn and applied."""
+    fast, loop = _pair(cell, option, train=True, dtype=torch.float32)
+    x = torch.randn(T, B, I)
+    outs = []
+    for layer, seed in ((fast, 5), (loop, 5), (fast, 6)):
+        torch.manual_seed(seed)
+        outs.append(layer(x)[0])
+    torch.testing.assert_close(outs[0], outs[1], atol=2e-6, rtol=2e-6)
+    assert not torch.allclose(outs[0], outs[2], atol=1e-3)
+
+
+def _gradcheck(fn: Any, inputs: tuple) -> None:
+    assert torch.autograd.gradcheck(fn, inputs, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("masks", [False, True], ids=["eval", "masks"])
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["plain", "ln"])
+def test_gradcheck_fused_lstm(masks, layer_norm):
+    Tn, Bn, Hn = 4, 3, 3
+    r = lambda *s: torch.randn(*s, dtype=F64, requires_grad=True)  # noqa: E731
+    xp, h0, c0, w, b = r(Tn, Bn, 4 * Hn), r(Bn, Hn), r(Bn, Hn), r(4 * Hn, Hn), r(4 * Hn)
+    g, gc, bc = (r(4 * Hn), r(Hn), r(Hn)) if layer_norm else (None, None, None)
+    noise = torch.bernoulli(torch.full((Bn, Hn), 0.7, dtype=F64)) / 0.7 if masks else None
+    zu = torch.rand(Tn, 2, Bn, Hn, dtype=F64) if masks else None
+    lengths = torch.tensor([4, 1, 3])
+    _gradcheck(
+        lambda *a: fused.FusedLSTM.apply(*a[:8], noise, zu, 0.3, lengths),
+        (xp, h0, c0, w, b, g, gc, bc),
+    )
+
+
+@pytest.mark.parametrize("masks", [False, True], ids=["eval", "masks"])
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["plain", "ln"])
+def test_gradcheck_fused_gru(masks, layer_norm):
+    Tn, Bn, Hn = 4, 3, 3
+    r = lambda *s: torch.randn(*s, dtype=F64, requires_grad=True)  # noqa: E731
+    xp, h0, w, b = r(Tn, Bn, 3 * Hn), r(Bn, Hn), r(3 * Hn, Hn), r(3 * Hn)
+    g = r(3 * Hn) if layer_norm else None
+    noise = torch.bernoulli(torch.full((1, Hn), 0.7, dtype=F64)) / 0.7 if masks else None
+    zu = torch.rand(Tn, 1, Bn, Hn, dtype=F64) if masks else None
+    _gradcheck(
+        lambda *a: fused.FusedGRU.apply(*a, noise, zu, 0.3, torch.tensor([2, 4, 3])),
+        (xp, h0, w, b, g),
+    )
+
+
+@pytest.mark.parametrize("gates", [2, 3], ids=["mingru", "minlstm"])
+def test_gradcheck_min_scan(gates):
+    xp = (3 * torch.randn(5, 2, gates * 3, dtype=F64)).requires_grad_()
+    h0 = torch.randn(2, 3, dtype=F64, requires_grad=True)
+    _gradcheck(lambda a, b: fused.MinScan.apply(a, b, gates), (xp, h0))
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_min_scan_equals_loop(spy, cell, bidirectional):
+    fast, loop = _pair(cell, {}, train=False, num_layers=2, bidirectional=bidirectional)
+    x = 3 * torch.randn(T, B, I, dtype=F64)
+    state = fast.init_state(B, dtype=F64) + 0.3
+    got = _run(fast, x, state, LENGTHS, seed=0)
+    assert fast.last_path.startswith("scan:cpp "), fast.last_path
+    assert spy.calls["min_scan_backward"] == 2 * (2 if bidirectional else 1)
+    _assert_close(got, _run(loop, x, state, LENGTHS, seed=0), 1e-10)
+
+
+def test_plan_without_the_extension(monkeypatch):
+    """No build: the loop (and the log-space scan) run, and plan() says why and how to fix it."""
+    monkeypatch.setattr(_ext, "ops", lambda: None)
+    monkeypatch.setattr(_ext, "reason", lambda: "C++ extension not built (run `make`)")
+    path, reason = Recurrent("lstm", I, H, zoneout=0.1).plan()
+    assert path == "loop" and "zoneout" in reason and "not built" in reason
+    assert Recurrent("mingru", I, H).plan(batch_size=2)[0] == "scan"
+    layer = Recurrent("gru", I, H, layer_norm=True)
+    layer(torch.randn(T, B, I))
+    assert layer.last_path.startswith("loop (layer_norm=True")
+
+
+def test_not_fusable_cells_take_the_loop():
+    path, reason = Recurrent("lstm", I, H, proj_size=2, layer_norm=True).plan()
+    assert path == "loop" and "proj_size" in reason
+    half = Recurrent("gru", I, H, zoneout=0.1).to(torch.float16)
+    assert half.plan()[0] == "loop" and "float16" in half.plan()[1]
