@@ -1,14 +1,20 @@
 """Evaluation: splits that respect time, the metrics the applications report, simple baselines.
 
 - `splits`: ``walk_forward`` (expanding-window origins for time series), ``kfold`` (shuffled,
-  optionally stratified folds for independent sequences).
+  optionally stratified folds for independent sequences), ``stratified_holdout`` (a validation
+  split with every class in it).
 - `metrics`: MAE, RMSE, MASE; bits per token and perplexity; accuracy and macro F1; precision,
   recall, F1 and ROC-AUC for detections.
 - `baselines`: n-gram (unigram/bigram) token models with add-k smoothing, naive and seasonal-naive
-  forecasts.
+  forecasts, the majority class.
 """
 
-from rnnkit.evaluate.baselines import NGram, naive_forecast, seasonal_naive_forecast
+from rnnkit.evaluate.baselines import (
+    NGram,
+    majority_class,
+    naive_forecast,
+    seasonal_naive_forecast,
+)
 from rnnkit.evaluate.metrics import (
     accuracy,
     bits_per_token,
@@ -18,7 +24,7 @@ from rnnkit.evaluate.metrics import (
     mase,
     rmse,
 )
-from rnnkit.evaluate.splits import kfold, walk_forward
+from rnnkit.evaluate.splits import kfold, stratified_holdout, walk_forward
 
 __all__ = [
     "NGram",
@@ -28,9 +34,11 @@ __all__ = [
     "kfold",
     "macro_f1",
     "mae",
+    "majority_class",
     "mase",
     "naive_forecast",
     "rmse",
     "seasonal_naive_forecast",
+    "stratified_holdout",
     "walk_forward",
 ]

@@ -1,4 +1,4 @@
-"""Baselines every model must beat: n-gram token models and naive forecasts."""
+"""Baselines every model must beat: n-gram token models, naive forecasts, the majority class."""
 
 from __future__ import annotations
 
@@ -82,3 +82,11 @@ def seasonal_naive_forecast(history: Sequence[float], horizon: int, season: int)
         raise ValueError(f"seasonal naive needs {season} points of history, got {len(h)}")
     last = h[-season:]
     return np.array([last[i % season] for i in range(horizon)])
+
+
+def majority_class(train_labels: Sequence[int]) -> int:
+    """The most frequent training class (ties: the smallest class id): the trivial classifier."""
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64))
+    if counts.size == 0:
+        raise ValueError("majority_class needs at least one training label")
+    return int(np.argmax(counts))
