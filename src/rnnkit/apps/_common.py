@@ -174,17 +174,19 @@ def run_app(
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
         raise ValueError(f"{name} recipe: field 'threads' must be an integer >= 1, got {threads!r}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch_threads(threads):
         records = run(cfg, seeds=list(seeds), out_dir=out, quick=quick)
         where = machine()
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start  # comparable across loads, unlike the wall time
     for rec in records:
         missing = [f for f in REQUIRED_FIELDS if f not in rec]
         if missing:
             raise AssertionError(f"{name}: record {rec.get('model')!r} lacks {missing}")
         rec.setdefault("quick", quick)
         rec.setdefault("app_wall_s", round(total, 1))
+        rec.setdefault("app_cpu_s", round(cpu, 1))
         rec.setdefault("machine", where)
     (out / "records.json").write_text(json.dumps(records, indent=1))
     return records
