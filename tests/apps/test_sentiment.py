@@ -37,8 +37,7 @@ def test_quick_sentiment_beats_majority(tmp_path) -> None:
     exp = loaded.experiment
     assert exp.data.bucket_by_length and exp.data.word_dropout == pytest.approx(0.1)
     assert exp.scheduler.name == "onecycle" and exp.run.monitor == "val_accuracy"
-    assert loaded.model.embedding.num_embeddings == acc["vocab_size"]
-    assert loaded.model.embedding.num_embeddings > Vocab.unk_id
+    assert loaded.model.config.vocab_size == acc["vocab_size"] > Vocab.unk_id
 
 
 @pytest.mark.parametrize(

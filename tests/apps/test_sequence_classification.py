@@ -103,5 +103,5 @@ def test_bad_recipe_names_the_field(tmp_path) -> None:
     fails(r"optim\.lr must be > 0", experiment={"optim": {"lr": -1}})
     fails(r"unknown key 'model\.cel'", experiment={"model": {"cel": "gru"}})
     # the old per-app training block is gone: training keys are `rnnkit fit`'s
-    fails(r"unknown key 'train'", train={"epochs": 3})
+    fails(r"unknown key 'train\.epochs'", train={"epochs": 3})
     assert not (tmp_path / "runs").exists()  # every check fails before anything is fitted
