@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,9 @@ from rnnkit.apps.sequence_classification import (
     nn_dtw_accuracy,
 )
 from rnnkit.data import SequenceDataset, load
+from rnnkit.evaluate import stratified_holdout
+from rnnkit.models import SequenceClassifier
+from rnnkit.train import ClassificationExperiment, load_run
 
 
 def test_quick_run_beats_the_majority_class(tmp_path) -> None:
@@ -25,6 +30,17 @@ def test_quick_run_beats_the_majority_class(tmp_path) -> None:
         # an untrained model sits at the majority rate (1/9 for the speakers, 1/2 for the seasons)
         assert r["value"] > r["baseline_value"] + 0.2, r
         assert r["split"] == "test" and r["values"] and r["wall_s"] >= 0
+        assert r["best_epochs"][0] <= r["epochs_run"][0] <= 12
+        # a normal run directory: the trainer's config, summary and artifact
+        (run,) = r["runs"]
+        summary = json.loads((Path(run) / "summary.json").read_text())
+        assert summary["monitor"] == "val_accuracy" and summary["monitor_mode"] == "max"
+        assert summary["metrics"]["test_accuracy"] == pytest.approx(r["value"])
+        loaded = load_run(run)
+        assert isinstance(loaded.model, SequenceClassifier)
+        assert isinstance(loaded.experiment, ClassificationExperiment)
+        assert loaded.experiment.data.source == r["dataset"]
+        assert loaded.experiment.seed == 0
     published = [r for r in records if "published" in r["baseline"]]
     assert all(r["source"] and r["headline"] is False for r in published)
     assert (tmp_path / "accuracy.png").stat().st_size > 0
@@ -65,13 +81,27 @@ def test_framing_keeps_every_step() -> None:
     assert framed.sequences[0].tolist() == [[0, 1, 2], [3, 4, 5], [6, 6, 6]]
 
 
+def test_validation_split_is_stratified_and_seeded() -> None:
+    labels = np.repeat(np.arange(3), [10, 5, 2])
+    keep, held = stratified_holdout(labels, 0.2, seed=0)
+    assert np.bincount(labels[held]).tolist() == [2, 1, 1]  # every class held out, never all
+    assert sorted(np.concatenate([keep, held]).tolist()) == list(range(17))
+    again, _ = stratified_holdout(labels, 0.2, seed=0)
+    other, _ = stratified_holdout(labels, 0.2, seed=1)
+    assert keep.tolist() == again.tolist() and keep.tolist() != other.tolist()
+
+
 def test_bad_recipe_names_the_field(tmp_path) -> None:
     cfg = app_config("sequence_classification", quick=True)
-    with pytest.raises(ValueError, match="datasets"):
-        run_app("sequence_classification", config={**cfg, "datasets": ["mnist"]}, out_dir=tmp_path)
-    bad = {**cfg, "datasets": ["italy_power_demand"], "train": {"lr": -1}}
-    with pytest.raises(ValueError, match=r"train\.lr"):
-        run_app("sequence_classification", config=bad, seeds=[0], out_dir=tmp_path)
-    bad = {**cfg, "datasets": ["italy_power_demand"], "model": {"cel": "gru"}}
-    with pytest.raises(ValueError, match="cel"):
-        run_app("sequence_classification", config=bad, seeds=[0], out_dir=tmp_path)
+
+    def fails(match: str, **over: object) -> None:
+        with pytest.raises(ValueError, match=match):
+            run_app("sequence_classification", config={**cfg, **over}, seeds=[0], out_dir=tmp_path)
+
+    fails("datasets", datasets=["mnist"])
+    fails(r"unknown key 'frames'", frames=3)
+    fails(r"optim\.lr must be > 0", experiment={"optim": {"lr": -1}})
+    fails(r"unknown key 'model\.cel'", experiment={"model": {"cel": "gru"}})
+    # the old per-app training block is gone: training keys are `rnnkit fit`'s
+    fails(r"unknown key 'train\.epochs'", train={"epochs": 3})
+    assert not (tmp_path / "runs").exists()  # every check fails before anything is fitted

@@ -11,13 +11,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import lightning as L
 import numpy as np
 import torch
 import yaml
 
 from rnnkit.recipes import recipe_path
+from rnnkit.train.experiment_io import experiment_from_dict, experiment_parser, to_experiment
+
+T = TypeVar("T")
 
 # app name -> module under rnnkit.apps; the recipe is configs/<name>.yaml
 APPS: dict[str, str] = {
@@ -81,6 +85,58 @@ def config_field(config: dict[str, Any], path: str, app: str) -> Any:
     return node
 
 
+# Recipe keys that are not the application's own settings: the name, the torch threads
+# (`run_app`) and the typed experiment every seed trains with.
+NOT_SETTINGS = ("app", "threads", "experiment")
+
+
+def app_settings(cls: type[T], config: dict[str, Any], *, app: str) -> T:
+    """The recipe's application keys (data sets, splits, baselines) as the app's dataclass ``cls``.
+
+    Parsed by the parser `rnnkit fit` uses (jsonargparse over the dataclass), so a wrong type or
+    an unknown key is a ``ValueError`` naming it, and the app needs no validator of its own.
+    """
+    import argparse
+
+    from rnnkit.train.experiment_io import explain_error
+
+    parser = experiment_parser(cls, prog=f"rnnkit app {app}")
+    try:
+        parsed = parser.parse_object({k: v for k, v in config.items() if k not in NOT_SETTINGS})
+        settings: T = to_experiment(cls, parser, parsed)
+    except argparse.ArgumentError as err:
+        raise ValueError(f"{app} recipe: {explain_error(cls, str(err))}") from None
+    except ValueError as err:
+        raise ValueError(f"{app} recipe: {err}") from None
+    return settings
+
+
+def app_experiment(
+    app: str, section: dict[str, Any], fixed: dict[str, Any], *, where: str = "experiment"
+) -> Any:
+    """One run's typed experiment: the recipe's ``experiment:`` mapping with ``fixed`` (task,
+    seed, run name...) merged over it, checked exactly as `rnnkit fit` checks a recipe."""
+    if not isinstance(section, dict):
+        raise ValueError(f"{app} recipe: field {where!r} must be a mapping, got {section!r}")
+    try:
+        return experiment_from_dict(merge(section, fixed))
+    except ValueError as err:
+        raise ValueError(f"{app} recipe, field {where!r}: {err}") from None
+
+
+class ValidationCurve(L.Callback):
+    """``metric`` after each validation of fitting (sanity checks and the final re-validation of
+    the best checkpoint are left out), for an application's learning-curve plot."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.values: list[float] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.values.append(float(trainer.callback_metrics[self.metric]))
+
+
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` torch threads (None: as set), restoring the setting after."""
@@ -118,17 +174,19 @@ def run_app(
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
         raise ValueError(f"{name} recipe: field 'threads' must be an integer >= 1, got {threads!r}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch_threads(threads):
         records = run(cfg, seeds=list(seeds), out_dir=out, quick=quick)
         where = machine()
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start  # comparable across loads, unlike the wall time
     for rec in records:
         missing = [f for f in REQUIRED_FIELDS if f not in rec]
         if missing:
             raise AssertionError(f"{name}: record {rec.get('model')!r} lacks {missing}")
         rec.setdefault("quick", quick)
         rec.setdefault("app_wall_s", round(total, 1))
+        rec.setdefault("app_cpu_s", round(cpu, 1))
         rec.setdefault("machine", where)
     (out / "records.json").write_text(json.dumps(records, indent=1))
     return records

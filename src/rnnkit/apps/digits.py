@@ -4,8 +4,11 @@
 harder: the classifier must carry information across 64 steps). Both come from the registry
 (``rnnkit.data.load``, pixels scaled to [0, 1]) and are split here ONCE, stratified by class with
 a fixed seed (``split.seed``) into train / validation / test; the seeds of a run vary the model's
-initialisation and batch order only. The validation split picks the epoch kept (and the logistic
-regression's ``C``); the test split is only scored.
+initialisation and batch order only. The classifier is trained by the library's trainer
+(`rnnkit.train.fit` on the recipe's ``experiment:``, a `ClassificationExperiment`); the checkpoint
+with the best validation accuracy is kept (early stopping on it) and scores the test split; the
+validation split also picks the logistic regression's ``C``. Each (reading, seed) leaves a run
+directory under ``out_dir/runs/``.
 
 Baselines on the same test split: majority class (trivial) and multinomial logistic regression on
 the flattened 64 pixels (strong: the order of the pixels is irrelevant to it).
@@ -13,35 +16,71 @@ the flattened 64 pixels (strong: the order of the pixels is irrelevant to it).
 
 from __future__ import annotations
 
+import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from rnnkit.apps._classify import (
-    Padded,
-    majority_accuracy,
-    model_config,
-    padded,
-    subset,
-    train_settings,
+from rnnkit.apps._common import (
+    ValidationCurve,
+    app_experiment,
+    app_settings,
+    merge,
+    record,
+    timer,
 )
-from rnnkit.apps._classify import evaluate as evaluate_model
-from rnnkit.apps._classify import fit as fit_model
-from rnnkit.apps._common import record, seed_all, timer
 from rnnkit.data import SequenceDataset, load
-from rnnkit.evaluate import accuracy
-from rnnkit.models import SequenceClassifier
+from rnnkit.evaluate import accuracy, majority_class
+from rnnkit.train import DataParts, fit, load_run
+from rnnkit.train.predict import predict_classes
 
 APP = "digits"
 READINGS = {"digits_rows": "row by row (8 steps x 8 pixels)", "digits_pixels": "pixel by pixel"}
+READ_STEPS = {"digits_rows": 8, "digits_pixels": 64}  # steps per image (8 or 1 pixel per step)
+Reading = Literal["digits_rows", "digits_pixels"]
 
 
-def _fraction(split: dict[str, Any], key: str, default: float) -> float:
-    value = split.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"split.{key} must be a number in (0, 1), got {value!r}")
-    return float(value)
+@dataclass
+class Split:
+    """One fixed stratified split of the 1797 images (fractions of the whole set)."""
+
+    test_fraction: float = 0.2
+    val_fraction: float = 0.15
+    seed: int = 0  # the split is fixed; run seeds vary the model only
+
+    def __post_init__(self) -> None:
+        for name in ("test_fraction", "val_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"split.{name} must be a number in (0, 1), got {value!r}")
+
+
+@dataclass
+class ReadingOptions:
+    """Per-reading experiment keys, merged over the recipe's ``experiment:``."""
+
+    experiment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """The recipe's application keys; training is the ``experiment:`` section (`rnnkit fit`'s)."""
+
+    datasets: list[Reading] = field(default_factory=lambda: ["digits_rows", "digits_pixels"])
+    split: Split = field(default_factory=Split)
+    logistic_C: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
+    per_dataset: dict[Reading, ReadingOptions] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError(f"datasets must be a non-empty list of {list(READINGS)}")
+        if not self.logistic_C or any(c <= 0 for c in self.logistic_C):
+            raise ValueError(
+                f"logistic_C must be a non-empty list of numbers > 0, got {self.logistic_C}"
+            )
 
 
 def split_indices(
@@ -142,25 +181,34 @@ def _plots(
     plt.close(fig)
 
 
+def experiment(
+    config: dict[str, Any], settings: Settings, name: str, *, seed: int, root: Path
+) -> Any:
+    """One (reading, seed)'s `ClassificationExperiment`, checked like `rnnkit fit` checks one."""
+    over = settings.per_dataset.get(name, ReadingOptions()).experiment  # type: ignore[call-overload]
+    fixed = {
+        "task": "classification",
+        "seed": seed,
+        "data": {"source": name, "seed": seed},  # recorded; the samples are the app's split
+        "run": {"root": str(root), "name": f"{name}-seed{seed}", "plot": False},
+    }
+    return app_experiment(APP, merge(config.get("experiment", {}), over), fixed)
+
+
+def _subset(data: SequenceDataset, idx: np.ndarray, source: str) -> SequenceDataset:
+    labels = None if data.labels is None else [data.labels[int(i)] for i in idx]
+    return SequenceDataset([data.sequences[int(i)] for i in idx], labels, source=source)
+
+
 def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool) -> list[dict]:
     """Row-wise and pixel-wise recurrent classifiers over ``seeds`` vs majority and logistic
     regression, on one fixed stratified split."""
-    names = config.get("datasets", list(READINGS))
-    if not isinstance(names, list) or not names or any(n not in READINGS for n in names):
-        raise ValueError(f"datasets must be a non-empty list of {list(READINGS)}, got {names!r}")
-    split = config.get("split") or {}
-    if not isinstance(split, dict):
-        raise ValueError("split must be a mapping with test_fraction, val_fraction, seed")
-    test_fraction = _fraction(split, "test_fraction", 0.2)
-    val_fraction = _fraction(split, "val_fraction", 0.15)
-    split_seed = split.get("seed", 0)
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int):
-        raise ValueError(f"split.seed must be an integer, got {split_seed!r}")
-    grid = config.get("logistic_C", [0.01, 0.1, 1.0, 10.0])
-    if not isinstance(grid, list) or not grid or any(not isinstance(c, (int, float)) for c in grid):
-        raise ValueError(f"logistic_C must be a non-empty list of numbers, got {grid!r}")
-    per_reading = config.get("per_dataset") or {}
-
+    settings = app_settings(Settings, config, app=APP)
+    sp = settings.split
+    root = out_dir / "runs"
+    names = list(settings.datasets)
+    for name in names:  # every experiment checked before anything is fitted
+        experiment(config, settings, name, seed=seeds[0] if seeds else 0, root=root)
     records: list[dict[str, Any]] = []
     preds0: dict[str, np.ndarray] = {}
     images0 = labels0 = None
@@ -168,48 +216,55 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         everything = _all_images(name)
         labels = np.asarray(everything.labels)
         tr, va, te = split_indices(
-            labels, test_fraction=test_fraction, val_fraction=val_fraction, seed=split_seed
+            labels, test_fraction=sp.test_fraction, val_fraction=sp.val_fraction, seed=sp.seed
         )
         parts = {
-            "train": subset(everything, tr, f"{name} train"),
-            "val": subset(everything, va, f"{name} val"),
-            "test": subset(everything, te, f"{name} test"),
+            "train": _subset(everything, tr, f"{name} train"),
+            "val": _subset(everything, va, f"{name} val"),
+            "test": _subset(everything, te, f"{name} test"),
         }
         sizes = {k: len(v) for k, v in parts.items()}
-        majority = majority_accuracy(parts["train"].labels or [], parts["test"].labels or [])
+        y_test = np.asarray(parts["test"].labels)
+        majority = float(np.mean(y_test == majority_class(parts["train"].labels or [])))
         with timer() as t:
-            logistic, best_c = logistic_baseline(parts["train"], parts["val"], parts["test"], grid)
+            logistic, best_c = logistic_baseline(
+                parts["train"], parts["val"], parts["test"], settings.logistic_C
+            )
         logistic_wall = t["s"]
-        data: dict[str, Padded] = {k: padded(v) for k, v in parts.items()}
-        over = per_reading.get(name) or {}
-        model_cfg = {**(config.get("model") or {}), **(over.get("model") or {})}
-        settings = train_settings({**(config.get("train") or {}), **(over.get("train") or {})})
-        values, walls, best_epochs, epochs_run, val_accs = [], [], [], [], []
+        samples = {k: list(zip(v.sequences, v.labels or [], strict=True)) for k, v in parts.items()}
+        meta = {"classes": [str(d) for d in range(10)], "n_features": 64 // READ_STEPS[name]}
+        data = DataParts(samples["train"], samples["val"], samples["test"], meta)
+        values, walls, cpus, best_epochs, epochs_run, val_accs, runs = [], [], [], [], [], [], []
         params = 0
         for seed in seeds:
+            exp = experiment(config, settings, name, seed=seed, root=root)
+            run_dir = root / str(exp.run.name)
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+            curve = ValidationCurve("val_accuracy")
+            cpu0 = time.process_time()
             with timer() as t:
-                seed_all(seed)
-                mcfg = model_config(model_cfg, input_size=data["train"].x.shape[2], num_classes=10)
-                model = SequenceClassifier(mcfg)
-                result = fit_model(model, data["train"], data["val"], settings, seed=seed)
-                pred, _ = evaluate_model(model, data["test"])
+                result = fit(exp, data=data, callbacks=[curve], test=True)
             walls.append(t["s"])
-            values.append(accuracy(data["test"].y.numpy(), pred))
-            best_epochs.append(result.best_epoch)
-            epochs_run.append(result.epochs_run)
-            val_accs.append(result.val_accuracy)
-            params = sum(p.numel() for p in model.parameters())
+            cpus.append(time.process_time() - cpu0)
+            values.append(result.metrics["test_accuracy"])
+            best_epochs.append(int(np.argmax(curve.values)) + 1)
+            epochs_run.append(len(curve.values))
+            val_accs.append(result.metrics["val_accuracy"])
+            params = int(result.summary["parameters"])
+            runs.append(str(result.run_dir))
             if seed == seeds[0]:
-                preds0[name] = pred
-                labels0 = data["test"].y.numpy()
+                # the run's artifact: the best checkpoint's weights, as `rnnkit predict` loads them
+                preds0[name] = predict_classes(load_run(result.run_dir).model, samples["test"])
+                labels0 = y_test
                 images0 = np.stack([s.numpy().reshape(-1) for s in parts["test"].sequences])
-        cell = str(model_cfg.get("cell", "lstm")).upper()
-        bi = "bi, " if model_cfg.get("bidirectional") else ""
+        spec = exp.model
+        bi = "bi, " if spec.bidirectional else ""
         model_name = (
-            f"{cell} {READINGS[name].split(' (')[0]} "
-            f"(H={model_cfg.get('hidden_size', 64)}, {bi}{model_cfg.get('pooling', 'last')} pool)"
+            f"{spec.cell.upper()} {READINGS[name].split(' (')[0]} "
+            f"(H={spec.hidden_size}, {bi}{spec.pooling} pool)"
         )
-        common = {
+        common: dict[str, Any] = {
             "app": APP,
             "dataset": name,
             "model": model_name,
@@ -219,12 +274,16 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
             "seeds": seeds,
             "wall_s": float(np.mean(walls)),
             "per_seed_wall_s": [round(w, 1) for w in walls],
+            "per_seed_cpu_s": [round(c, 1) for c in cpus],
             "best_epochs": best_epochs,
             "epochs_run": epochs_run,
             "val_accuracy": val_accs,
+            "selection": f"{exp.run.monitor} ({exp.run.monitor_mode}), "
+            f"patience {exp.early_stopping.patience} validations",
             "params": params,
             "split_sizes": sizes,
-            "split": f"test (stratified {test_fraction:.0%} of 1797, split seed {split_seed})",
+            "split": f"test (stratified {sp.test_fraction:.0%} of 1797, split seed {sp.seed})",
+            "runs": runs,
         }
         records.append(
             record(

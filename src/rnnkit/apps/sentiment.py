@@ -3,8 +3,11 @@
 Data: the registry set ``rotten_tomatoes`` (word ids, vocab from the training split) with its own
 seeded train / validation / test split. The model is a `SequenceClassifier` (embedding ->
 (bi)LSTM/GRU over each snippet's real words, padding skipped through ``lengths`` -> pooled ->
-linear), trained with AdamW, gradient clipping and length-bucketed batches; the epoch with the best
-validation accuracy is kept (early stopping on validation). Baselines, fitted on the same training
+linear), trained by the library's trainer (`rnnkit.train.fit` on the recipe's ``experiment:``, a
+`ClassificationExperiment`): AdamW with a one-cycle schedule, gradient clipping, length-bucketed
+batches (``data.bucket_by_length``) and word dropout (``data.word_dropout``); the checkpoint with
+the best validation accuracy is kept (early stopping on it) and scores the test split. Each seed
+leaves a run directory under ``out_dir/runs/``. Baselines, fitted on the same training
 split and scored on the same test split: the majority class, and logistic regression on binary
 bag-of-words and on uni+bigram TF-IDF features of the same tokens, each with ``C`` picked on the
 validation split. Metrics: accuracy and macro F1.
@@ -15,114 +18,100 @@ Plots: ``length_buckets.png`` (test accuracy by snippet length, RNN vs the stron
 
 from __future__ import annotations
 
-import math
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from rnnkit.apps._common import config_field, record, seed_all, timer
+from rnnkit.apps._common import (
+    ValidationCurve,
+    app_experiment,
+    app_settings,
+    record,
+    timer,
+)
 from rnnkit.data import load
-from rnnkit.data.batching import BucketSampler, SequenceDataset, collate
-from rnnkit.evaluate import accuracy, macro_f1
-from rnnkit.models import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.data.batching import SequenceDataset
+from rnnkit.evaluate import accuracy, macro_f1, majority_class
+from rnnkit.train import DataParts, fit, load_run
+from rnnkit.train.predict import predict_classes
 
 APP = "sentiment"
 
 
-# ---- recipe checks ---------------------------------------------------------------------------
-
-
-def _field(config: dict[str, Any], path: str) -> Any:
-    return config_field(config, path, APP)
-
-
-def _int(config: dict[str, Any], path: str, *, low: int = 1) -> int:
-    v = _field(config, path)
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise ValueError(f"{APP} recipe: field {path!r} must be an integer >= {low}, got {v!r}")
-    return v
-
-
-def _float(config: dict[str, Any], path: str, *, low: float = 0.0, high: float = math.inf) -> float:
-    v = _field(config, path)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
-        raise ValueError(
-            f"{APP} recipe: field {path!r} must be a number in [{low}, {high}], got {v!r}"
-        )
-    return float(v)
-
-
-def _optional_int(config: dict[str, Any], path: str) -> int | None:
-    v = _field(config, path)
-    return None if v is None else _int(config, path)
-
-
-def _float_list(config: dict[str, Any], path: str) -> list[float]:
-    v = _field(config, path)
-    if (
-        not isinstance(v, list)
-        or not v
-        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in v)
-    ):
-        raise ValueError(
-            f"{APP} recipe: field {path!r} must be a non-empty list of numbers > 0, got {v!r}"
-        )
-    return [float(c) for c in v]
+# ---- recipe ----------------------------------------------------------------------------------
 
 
 @dataclass
-class TrainSettings:
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    clip: float
-    word_dropout: float
-    patience: int
-    max_train: int | None
+class DatasetSettings:
+    """``rnnkit.data.load(name, **rest)``: the set's own seeded split and vocabulary."""
+
+    name: str = "rotten_tomatoes"
+    min_freq: int = 2  # vocab: training-split words seen at least this often
+    max_size: int | None = 20000  # vocab entries, specials included
+    val_fraction: float = 0.1  # validation split (model selection, C of the baselines)
+    test_fraction: float = 0.1  # test split (reported numbers only)
+    seed: int = 0  # the split is fixed; the run seeds vary the model only
 
 
-def _train_settings(config: dict[str, Any]) -> TrainSettings:
-    return TrainSettings(
-        epochs=_int(config, "train.epochs"),
-        batch_size=_int(config, "train.batch_size"),
-        lr=_float(config, "train.lr", low=1e-8),
-        weight_decay=_float(config, "train.weight_decay"),
-        clip=_float(config, "train.clip", low=1e-8),
-        word_dropout=_float(config, "train.word_dropout", high=0.9),
-        patience=_int(config, "train.patience"),
-        max_train=_optional_int(config, "train.max_train"),
+@dataclass
+class Baselines:
+    C_grid: list[float] = field(
+        default_factory=lambda: [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
     )
 
+    def __post_init__(self) -> None:
+        if not self.C_grid or any(c <= 0 for c in self.C_grid):
+            raise ValueError(
+                f"baselines.C_grid must be a non-empty list of numbers > 0, got {self.C_grid}"
+            )
 
-def _model_config(config: dict[str, Any], vocab_size: int) -> SequenceClassifierConfig:
-    m = _field(config, "model")
-    if not isinstance(m, dict):
-        raise ValueError(f"{APP} recipe: field 'model' must be a mapping, got {m!r}")
-    allowed = {"cell", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "dropout",
-               "pooling"}  # fmt: skip
-    unknown = sorted(set(m) - allowed)
-    if unknown:
-        raise ValueError(f"{APP} recipe: field 'model.{unknown[0]}' is not a model option")
-    try:
-        return SequenceClassifierConfig(num_outputs=2, vocab_size=vocab_size, padding_idx=0, **m)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{APP} recipe: field 'model': {err}") from None
+
+@dataclass
+class Plot:
+    length_edges: list[int] = field(default_factory=lambda: [10, 15, 20, 25, 30, 40])
+
+    def __post_init__(self) -> None:
+        if any(e <= 1 for e in self.length_edges):
+            raise ValueError(f"plot.length_edges must be ints > 1, got {self.length_edges}")
+
+
+@dataclass
+class Settings:
+    """The recipe's application keys; training is the ``experiment:`` section (`rnnkit fit`'s)."""
+
+    dataset: DatasetSettings = field(default_factory=DatasetSettings)
+    max_train: int | None = None  # subsample the training split (None: all of it)
+    baselines: Baselines = field(default_factory=Baselines)
+    plot: Plot = field(default_factory=Plot)
+
+    def __post_init__(self) -> None:
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError(f"max_train must be >= 1 or null, got {self.max_train}")
+
+
+def experiment(config: dict[str, Any], settings: Settings, *, seed: int, root: Path) -> Any:
+    """One seed's `ClassificationExperiment`, checked like `rnnkit fit` checks a recipe."""
+    fixed = {
+        "task": "classification",
+        "seed": seed,
+        # the source is recorded (the samples are the app's); the length buckets' shuffle follows
+        # the run's seed, as the model's initialisation does
+        "data": {"source": settings.dataset.name, "seed": seed},
+        "run": {"root": str(root), "name": f"sentiment-seed{seed}", "plot": False},
+    }
+    return app_experiment(APP, config.get("experiment", {}), fixed)
 
 
 # ---- data ------------------------------------------------------------------------------------
 
 
-def _load(config: dict[str, Any]) -> Any:
-    ds = _field(config, "dataset")
-    if not isinstance(ds, dict) or "name" not in ds:
-        raise ValueError(f"{APP} recipe: field 'dataset.name' is missing")
-    opts = {k: v for k, v in ds.items() if k != "name"}
-    return ds["name"], load(ds["name"], **opts)
+def _load(settings: DatasetSettings) -> Any:
+    opts = {k: v for k, v in vars(settings).items() if k != "name"}
+    return load(settings.name, **opts)
 
 
 def _texts(data: SequenceDataset, vocab: Any) -> list[str]:
@@ -172,72 +161,10 @@ def _fit_logreg(
 # ---- the recurrent model ---------------------------------------------------------------------
 
 
-def _batches(
-    data: SequenceDataset, batch_size: int, *, shuffle: bool, seed: int, epoch: int = 0
-) -> list[tuple[list[int], Any]]:
-    sampler = BucketSampler(data.lengths, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    sampler.set_epoch(epoch)
-    return [(idx, collate([data[i] for i in idx], source=data.source)) for idx in sampler]
-
-
-@torch.no_grad()
-def _predict(model: SequenceClassifier, data: SequenceDataset, batch_size: int) -> np.ndarray:
-    model.eval()
-    pred = np.zeros(len(data), dtype=np.int64)
-    for idx, batch in _batches(data, batch_size, shuffle=False, seed=0):
-        pred[idx] = model(batch.x, lengths=batch.lengths).argmax(-1).numpy()
-    return pred
-
-
-def _train_rnn(
-    model: SequenceClassifier,
-    train: SequenceDataset,
-    val: SequenceDataset,
-    settings: TrainSettings,
-    *,
-    seed: int,
-) -> tuple[list[float], int]:
-    """AdamW + clipping on length buckets; keeps the weights of the best validation epoch.
-
-    Returns the validation accuracy per epoch and the (0-based) epoch kept."""
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=settings.lr, total_steps=steps, pct_start=0.1, anneal_strategy="cos"
-    )
-    y_val = np.asarray(val.labels)
-    gen = torch.Generator().manual_seed(seed)
-    curve: list[float] = []
-    best_acc, best_epoch, best_state = -1.0, 0, None
-    for epoch in range(settings.epochs):
-        model.train()
-        for _, batch in _batches(train, settings.batch_size, shuffle=True, seed=seed, epoch=epoch):
-            x = batch.x
-            if settings.word_dropout > 0:  # replace real words by <unk> at random (regulariser)
-                drop = torch.rand(x.shape, generator=gen) < settings.word_dropout
-                x = torch.where(drop & (x > 0), torch.ones_like(x), x)  # 1 = <unk>, 0 = <pad>
-            assert batch.y is not None
-            loss = model.loss(x, batch.y, lengths=batch.lengths)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
-            opt.step()
-            sched.step()
-        acc = accuracy(y_val, _predict(model, val, 256))
-        curve.append(acc)
-        if acc > best_acc:
-            best_acc, best_epoch = acc, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= settings.patience:
-            break
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    return curve, best_epoch
-
-
-def _describe(cfg: SequenceClassifierConfig) -> str:
-    bi = "bi" if cfg.bidirectional else ""
-    return f"{bi}{cfg.cell.upper()} {cfg.hidden_size} ({cfg.pooling} pool, emb {cfg.embedding_dim})"
+def _describe(spec: Any) -> str:
+    bi = "bi" if spec.bidirectional else ""
+    pool, emb = spec.pooling, spec.embedding_dim
+    return f"{bi}{spec.cell.upper()} {spec.hidden_size} ({pool} pool, emb {emb})"
 
 
 # ---- plots -----------------------------------------------------------------------------------
@@ -312,15 +239,15 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     """Train the RNN over ``seeds``, fit the baselines once, and return the records."""
     if not seeds:
         raise ValueError(f"{APP}: no seeds given")
-    settings = _train_settings(config)
-    grid = _float_list(config, "baselines.C_grid")
-    edges = _field(config, "plot.length_edges")
-    if not isinstance(edges, list) or not all(isinstance(e, int) and e > 1 for e in edges):
-        raise ValueError(f"{APP} recipe: field 'plot.length_edges' must be a list of ints > 1")
-    _optional_int(config, "threads")  # checked here, applied by run_app
-    name, data = _load(config)
+    settings = app_settings(Settings, config, app=APP)
+    grid, edges = settings.baselines.C_grid, settings.plot.length_edges
+    root = out_dir / "runs"
+    exp = experiment(
+        config, settings, seed=seeds[0], root=root
+    )  # checked before anything is fitted
+    data = _load(settings.dataset)
+    name = settings.dataset.name
     vocab = data.meta["vocab"]
-    cfg = _model_config(config, len(vocab))  # checked before anything is fitted
     train, val, test = data.train, data.val, data.test
     if settings.max_train is not None and settings.max_train < len(train):
         keep = np.random.default_rng(0).permutation(len(train))[: settings.max_train]
@@ -333,7 +260,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     # baselines: deterministic given the split, so computed once and shared by every seed
     cpu0 = time.process_time()
     with timer() as t_base:
-        majority = int(np.bincount(y_tr).argmax())
+        majority = majority_class(y_tr.tolist())
         maj_pred = np.full_like(y_te, majority)
         tr_txt, va_txt, te_txt = _texts(train, vocab), _texts(val, vocab), _texts(test, vocab)
         logreg = {
@@ -354,24 +281,35 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     # the strongest baseline is the logistic regression with the better VALIDATION accuracy
     strongest = max(("bow", "tfidf"), key=lambda k: logreg[k]["val_acc"])
 
+    train_s, val_s, test_s = (
+        list(zip(d.sequences, d.labels or [], strict=True)) for d in (train, val, test)
+    )
+    parts = DataParts(train_s, val_s, test_s, {"vocab": vocab, "classes": data.meta["classes"]})
     rnn_preds: list[np.ndarray] = []
     curves: dict[int, list[float]] = {}
     chosen: list[int] = []
     walls: list[float] = []
     cpus: list[float] = []  # process CPU seconds (all threads): comparable on a shared machine
+    runs: list[str] = []
+    n_params = 0
     for seed in seeds:
-        seed_all(seed)
+        exp = experiment(config, settings, seed=seed, root=root)
+        run_dir = root / str(exp.run.name)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+        curve = ValidationCurve("val_accuracy")
         cpu0 = time.process_time()
         with timer() as t:
-            model = SequenceClassifier(cfg)
-            curve, best = _train_rnn(model, train, val, settings, seed=seed)
-            rnn_preds.append(_predict(model, test, 256))
-        curves[seed] = curve
+            result = fit(exp, data=parts, callbacks=[curve], test=True)
+            # the run's artifact holds the best checkpoint's weights, as `rnnkit predict` loads it
+            rnn_preds.append(predict_classes(load_run(result.run_dir).model, test_s))
+        curves[seed] = curve.values
         walls.append(t["s"])
         cpus.append(time.process_time() - cpu0)
-        chosen.append(best + 1)
-    model_name = _describe(cfg)
-    n_params = sum(p.numel() for p in model.parameters())
+        chosen.append(int(np.argmax(curve.values)) + 1)  # the first best epoch, as checkpointed
+        runs.append(str(result.run_dir))
+        n_params = int(result.summary["parameters"])
+    model_name = _describe(exp.model)
     scores = {
         "accuracy": [accuracy(y_te, p) for p in rnn_preds],
         "macro_f1": [macro_f1(y_te, p) for p in rnn_preds],
@@ -388,8 +326,12 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         "baseline_fit_s": round(t_base["s"], 1),
         "baseline_fit_cpu_s": round(base_cpu, 1),
         "params": n_params,
+        "vocab_size": len(vocab),
         "epochs_kept": chosen,
         "val_curves": {str(k): v for k, v in curves.items()},
+        "selection": f"{exp.run.monitor} ({exp.run.monitor_mode}), "
+        f"patience {exp.early_stopping.patience} validations",
+        "runs": runs,
     }
     records = []
     for metric in ("accuracy", "macro_f1"):

@@ -4,8 +4,12 @@ JapaneseVowels (speech, 12 channels, variable length: kept as ``lengths``, never
 BasicMotions (smart-watch gestures, 6 channels), GunPoint and ItalyPowerDemand (univariate), each on
 its official train/test split (``rnnkit.data.load``; per-channel standardisation fitted on the
 training split). A :class:`rnnkit.models.SequenceClassifier` (LSTM/GRU, pooling over real steps) is
-trained per seed with model selection on a stratified validation split carved from the training
-split (``rnnkit.apps._classify``).
+trained per seed by the library's trainer (`rnnkit.train.fit` on the recipe's ``experiment:``, a
+`ClassificationExperiment`): a stratified validation split is carved from the training split per
+seed, the checkpoint with the best validation accuracy is kept (early stopping on it), and that
+checkpoint scores the test split. Long series are framed (``frame`` steps stacked into one) so the
+recurrence runs at most ``frame_steps`` steps. Each (data set, seed) leaves a run directory under
+``out_dir/runs/`` that ``rnnkit predict`` / ``load_run`` read.
 
 Baselines, all on the same test split:
 
@@ -19,27 +23,26 @@ Baselines, all on the same test split:
 from __future__ import annotations
 
 import math
+import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from rnnkit.apps._classify import (
-    Padded,
-    majority_accuracy,
-    model_config,
-    padded,
-    stratified_split,
-    subset,
-    train_settings,
+from rnnkit.apps._common import (
+    ValidationCurve,
+    app_experiment,
+    app_settings,
+    merge,
+    record,
+    timer,
 )
-from rnnkit.apps._classify import evaluate as evaluate_model
-from rnnkit.apps._classify import fit as fit_model
-from rnnkit.apps._common import record, seed_all, timer
 from rnnkit.data import SequenceDataset, load
-from rnnkit.evaluate import accuracy
+from rnnkit.evaluate import accuracy, majority_class, stratified_holdout
 from rnnkit.evaluate.baselines import dtw_distances
-from rnnkit.models import SequenceClassifier
+from rnnkit.train import DataParts, fit
 
 APP = "sequence_classification"
 KNOWN = ("japanese_vowels", "basic_motions", "gunpoint", "italy_power_demand")
@@ -88,6 +91,43 @@ def nn_dtw_accuracy(train: SequenceDataset, test: SequenceDataset) -> float:
 
 # ---- the recurrent classifier ----
 
+Dataset = Literal["japanese_vowels", "basic_motions", "gunpoint", "italy_power_demand"]
+
+
+@dataclass
+class DatasetOptions:
+    """Per-data-set overrides: a fixed ``frame`` and experiment keys merged over the recipe's."""
+
+    frame: int | None = None  # steps stacked into one (None: the frame_steps rule)
+    experiment: dict[str, Any] = field(default_factory=dict)  # e.g. {model: {hidden_size: 32}}
+
+
+@dataclass
+class Settings:
+    """The recipe's application keys; training is the ``experiment:`` section (`rnnkit fit`'s)."""
+
+    datasets: list[Dataset] = field(default_factory=lambda: list(KNOWN))  # type: ignore[arg-type]
+    val_fraction: float = 0.2  # stratified, carved from the training split per seed
+    dtw: bool = True  # also compute 1-NN DTW (full window) on the same split
+    frame_steps: int = 30  # frame = ceil(longest training sequence / frame_steps)
+    frame: int | None = None  # one frame for every set (None: the frame_steps rule)
+    per_dataset: dict[str, DatasetOptions] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError(f"datasets must be a non-empty list, some of {list(KNOWN)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.frame_steps < 1:
+            raise ValueError(f"frame_steps must be >= 1, got {self.frame_steps}")
+        for name, opts in self.per_dataset.items():
+            if name not in KNOWN:
+                raise ValueError(f"per_dataset: unknown data set {name!r}; choose from {KNOWN}")
+            if opts.frame is not None and opts.frame < 1:
+                raise ValueError(f"per_dataset.{name}.frame must be >= 1, got {opts.frame}")
+        if self.frame is not None and self.frame < 1:
+            raise ValueError(f"frame must be >= 1, got {self.frame}")
+
 
 def frame_sequences(data: SequenceDataset, frame: int, source: str) -> SequenceDataset:
     """Stack ``frame`` consecutive steps into one: ``(T, C) -> (ceil(T / frame), frame * C)``
@@ -105,73 +145,70 @@ def frame_sequences(data: SequenceDataset, frame: int, source: str) -> SequenceD
     return SequenceDataset(seqs, data.labels, source=source)
 
 
-def _dataset_config(config: dict[str, Any], name: str, *, longest: int) -> dict[str, Any]:
-    per = config.get("per_dataset") or {}
-    if not isinstance(per, dict):
-        raise ValueError("per_dataset must be a mapping of data set name -> overrides")
-    over = per.get(name) or {}
-    if not isinstance(over, dict):
-        raise ValueError(f"per_dataset.{name} must be a mapping")
-    unknown = sorted(set(over) - {"model", "train", "frame"})
-    if unknown:
-        raise ValueError(f"per_dataset.{name}: unknown field {unknown[0]!r}")
-    frame = over.get("frame", config.get("frame"))
-    if frame is None:  # the rule: stack steps so the longest training sequence has <= max_steps
-        max_steps = config.get("max_steps", 30)
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
-        frame = math.ceil(longest / max_steps)
-    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 1:
-        raise ValueError(f"frame must be an integer >= 1, got {frame!r}")
-    return {
-        "model": {**(config.get("model") or {}), **(over.get("model") or {})},
-        "train": {**(config.get("train") or {}), **(over.get("train") or {})},
-        "frame": frame,
+def _frame(settings: Settings, name: str, *, longest: int) -> int:
+    """The data set's frame: its own, the recipe's, or the smallest that makes the longest
+    training sequence at most ``frame_steps`` steps long."""
+    opts = settings.per_dataset.get(name, DatasetOptions())
+    frame = opts.frame if opts.frame is not None else settings.frame
+    return frame if frame is not None else math.ceil(longest / settings.frame_steps)
+
+
+def experiment(
+    config: dict[str, Any], settings: Settings, name: str, *, seed: int, root: Path
+) -> Any:
+    """One (data set, seed)'s `ClassificationExperiment`: the recipe's ``experiment:`` with the
+    data set's overrides, checked like `rnnkit fit` checks a recipe."""
+    over = settings.per_dataset.get(name, DatasetOptions()).experiment
+    fixed = {
+        "task": "classification",
+        "seed": seed,
+        # the source is recorded, the samples are the app's (framed, validation carved out)
+        "data": {"source": name, "seed": seed},
+        "run": {"root": str(root), "name": f"{name}-seed{seed}", "plot": False},
     }
+    return app_experiment(APP, merge(config.get("experiment", {}), over), fixed)
 
 
-def _check(config: dict[str, Any]) -> list[str]:
-    names = config.get("datasets")
-    if not isinstance(names, list) or not names:
-        raise ValueError(f"datasets must be a non-empty list, some of {list(KNOWN)}")
-    for n in names:
-        if n not in KNOWN:
-            raise ValueError(f"datasets: unknown data set {n!r}; choose from {list(KNOWN)}")
-    vf = config.get("val_fraction", 0.2)
-    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
-        raise ValueError(f"val_fraction must be a number in (0, 1), got {vf!r}")
-    return list(names)
+def _subset(data: SequenceDataset, idx: np.ndarray, source: str) -> SequenceDataset:
+    labels = None if data.labels is None else [data.labels[int(i)] for i in idx]
+    return SequenceDataset([data.sequences[int(i)] for i in idx], labels, source=source)
 
 
 def run_seed(
-    name: str, splits: Any, cfg: dict[str, Any], *, seed: int, val_fraction: float
+    name: str, splits: Any, exp: Any, *, frame: int, val_fraction: float
 ) -> dict[str, Any]:
-    """Train and test one classifier on one data set for one seed."""
-    train_full, test = splits.train, splits.test
-    keep, held = stratified_split(train_full.labels, val_fraction, seed=seed)
-    frame = cfg["frame"]
+    """Train one classifier on one data set for one seed through `rnnkit.train.fit`; the best
+    checkpoint on validation accuracy scores the test split."""
+    keep, held = stratified_holdout(splits.train.labels, val_fraction, seed=exp.seed)
     parts = {
-        "train": frame_sequences(subset(train_full, keep, f"{name} train"), frame, "train"),
-        "val": frame_sequences(subset(train_full, held, f"{name} val"), frame, "val"),
-        "test": frame_sequences(test, frame, "test"),
+        "train": frame_sequences(_subset(splits.train, keep, f"{name} train"), frame, "train"),
+        "val": frame_sequences(_subset(splits.train, held, f"{name} val"), frame, "val"),
+        "test": frame_sequences(splits.test, frame, "test"),
     }
-    data: dict[str, Padded] = {k: padded(v) for k, v in parts.items()}
-    settings = train_settings(cfg["train"])
-    seed_all(seed)
-    mcfg = model_config(
-        cfg["model"], input_size=data["train"].x.shape[2], num_classes=len(splits.meta["classes"])
+    run_dir = Path(exp.run.root) / str(exp.run.name)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+    meta = {
+        "classes": list(splits.meta["classes"]),
+        "n_features": int(parts["train"].sequences[0].shape[-1]),
+    }
+    curve = ValidationCurve("val_accuracy")
+    samples = {k: list(zip(v.sequences, v.labels or [], strict=True)) for k, v in parts.items()}
+    result = fit(
+        exp,
+        data=DataParts(samples["train"], samples["val"], samples["test"], meta),
+        callbacks=[curve],
+        test=True,
     )
-    model = SequenceClassifier(mcfg)
-    result = fit_model(model, data["train"], data["val"], settings, seed=seed)
-    pred, _ = evaluate_model(model, data["test"])
     return {
-        "accuracy": accuracy(data["test"].y.numpy(), pred),
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "val_accuracy": result.val_accuracy,
-        "params": sum(p.numel() for p in model.parameters()),
+        "accuracy": result.metrics["test_accuracy"],
+        "best_epoch": int(np.argmax(curve.values)) + 1,
+        "epochs_run": len(curve.values),
+        "val_accuracy": result.metrics["val_accuracy"],
+        "params": int(result.summary["parameters"]),
         "n_train": len(keep),
         "n_val": len(held),
+        "run_dir": str(result.run_dir),
     }
 
 
@@ -210,39 +247,43 @@ def _plot(rows: list[dict[str, Any]], out_dir: Path) -> None:
 
 
 def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool) -> list[dict]:
-    """Every data set in ``config['datasets']``: RNN over ``seeds`` vs majority and 1-NN DTW."""
-    names = _check(config)
-    val_fraction = float(config.get("val_fraction", 0.2))
-    use_dtw = bool(config.get("dtw", True))
+    """Every data set in ``datasets``: the RNN over ``seeds`` vs majority and 1-NN DTW."""
+    settings = app_settings(Settings, config, app=APP)
+    root = out_dir / "runs"
+    for name in settings.datasets:  # every experiment checked before anything is fitted
+        experiment(config, settings, name, seed=seeds[0] if seeds else 0, root=root)
     records: list[dict[str, Any]] = []
     rows = []
-    for name in names:
+    for name in settings.datasets:
         splits = load(name)  # per-channel standardisation fitted on the training split
-        cfg = _dataset_config(config, name, longest=max(splits.train.lengths))
+        frame = _frame(settings, name, longest=max(splits.train.lengths))
         train, test = splits.train, splits.test
-        majority = majority_accuracy(train.labels, test.labels)
+        majority = float(np.mean(np.asarray(test.labels) == majority_class(train.labels)))
         dtw: float | None = None
         dtw_wall = 0.0
-        if use_dtw:
+        if settings.dtw:
             raw = load(name, scale=False)  # the archive's data as distributed, as published
             with timer() as t:
                 dtw = nn_dtw_accuracy(raw.train, raw.test)
             dtw_wall = t["s"]
-        per_seed, walls = [], []
+        per_seed, walls, cpus = [], [], []
         for seed in seeds:
+            exp = experiment(config, settings, name, seed=seed, root=root)
+            cpu0 = time.process_time()
             with timer() as t:
-                per_seed.append(run_seed(name, splits, cfg, seed=seed, val_fraction=val_fraction))
+                per_seed.append(
+                    run_seed(name, splits, exp, frame=frame, val_fraction=settings.val_fraction)
+                )
             walls.append(t["s"])
+            cpus.append(time.process_time() - cpu0)
         values = [r["accuracy"] for r in per_seed]
-        wall = float(np.mean(walls))
+        spec = exp.model
         model_name = (
-            f"{cfg['model'].get('cell', 'lstm').upper()} classifier "
-            f"(H={cfg['model'].get('hidden_size', 64)}, "
-            f"{'bi, ' if cfg['model'].get('bidirectional') else ''}"
-            f"{cfg['model'].get('pooling', 'last')} pool"
-            f"{', frame ' + str(cfg['frame']) if cfg['frame'] > 1 else ''})"
+            f"{spec.cell.upper()} classifier (H={spec.hidden_size}, "
+            f"{'bi, ' if spec.bidirectional else ''}{spec.pooling} pool"
+            f"{', frame ' + str(frame) if frame > 1 else ''})"
         )
-        common = {
+        common: dict[str, Any] = {
             "app": APP,
             "dataset": name,
             "model": model_name,
@@ -250,17 +291,21 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
             "higher_is_better": True,
             "values": values,
             "seeds": seeds,
-            "wall_s": wall,
+            "wall_s": float(np.mean(walls)),
             "per_seed_wall_s": [round(w, 1) for w in walls],
+            "per_seed_cpu_s": [round(c, 1) for c in cpus],
             "best_epochs": [r["best_epoch"] for r in per_seed],
             "epochs_run": [r["epochs_run"] for r in per_seed],
             "val_accuracy": [r["val_accuracy"] for r in per_seed],
+            "selection": f"{exp.run.monitor} ({exp.run.monitor_mode}), "
+            f"patience {exp.early_stopping.patience} validations",
             "params": per_seed[0]["params"],
             "split_sizes": {
                 "train": per_seed[0]["n_train"],
                 "val": per_seed[0]["n_val"],
                 "test": len(test),
             },
+            "runs": [r["run_dir"] for r in per_seed],
         }
         if dtw is not None:
             records.append(

@@ -1,4 +1,4 @@
-"""Baselines every model must beat: n-gram token models and naive forecasts."""
+"""Baselines every model must beat: n-gram token models, naive forecasts, the majority class."""
 
 from __future__ import annotations
 
@@ -208,3 +208,11 @@ def tfidf_logreg(
     best = float(grid[int(np.argmax(scores))])
     clf = LogisticRegression(C=best, max_iter=2000, solver="liblinear").fit(xtr, ytr)
     return clf.predict(xte), best
+
+
+def majority_class(train_labels: Sequence[int]) -> int:
+    """The most frequent training class (ties: the smallest class id): the trivial classifier."""
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64))
+    if counts.size == 0:
+        raise ValueError("majority_class needs at least one training label")
+    return int(np.argmax(counts))

@@ -1,8 +1,9 @@
-"""Splits: walk-forward origins for time series, k folds for independent sequences."""
+"""Splits: walk-forward origins for time series, k folds and stratified hold-outs for independent
+sequences."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,3 +63,26 @@ def kfold(
             start += len(idx)
     for f in range(k):
         yield np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
+
+
+def stratified_holdout(
+    labels: Sequence[int] | np.ndarray, fraction: float, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, held) sorted indices; ``held`` takes ``round(fraction * n_c)`` of each class ``c``
+    (at least one where the class has two or more members, never all of it), chosen with ``seed``.
+
+    A validation split carved from a small training split (the UCR/UEA sets have 8 to 13 series
+    per class): every class is seen in both parts.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {fraction!r}")
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for cls in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        n = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+        held.extend(idx[:n].tolist())
+    held_arr = np.sort(np.asarray(held, dtype=np.int64))
+    keep = np.setdiff1d(np.arange(len(y)), held_arr)
+    return keep, held_arr

@@ -189,7 +189,11 @@ def valid_keys(cls: type[Any], group: str | None = None) -> list[str]:
 
 _GROUP_RE = re.compile(r"Group '([\w.]+)' does not accept (?:option|nested key) '([\w.]+)'")
 _VALUE_RE = re.compile(r'Parser key "([\w.]+)":\s*(.+)', re.S)
-_KEY_RE = re.compile(r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)")
+# Unknown keys: in a YAML file / on the command line, and in a mapping (``experiment_from_dict``).
+_KEY_RE = re.compile(
+    r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)"
+    r"|Option '([\w.]+)' is not accepted"
+)
 
 
 def _unknown(cls: type[Any], key: str) -> str:
@@ -211,7 +215,7 @@ def explain_error(cls: type[Any], message: str) -> str:
         return _unknown(cls, f"{m.group(1)}.{m.group(2)}")
     m = _KEY_RE.search(message)
     if m:
-        return _unknown(cls, (m.group(1) or m.group(2)).lstrip("-"))
+        return _unknown(cls, (m.group(1) or m.group(2) or m.group(3)).lstrip("-"))
     m = _VALUE_RE.search(message)
     if m:  # a value of the wrong type: one line naming the key
         detail = re.sub(r"<class '([\w.]+)'>", r"\1", " ".join(m.group(2).split()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "forecast_ahead",
     "forecast_run",
     "load_run",
+    "predict_classes",
     "predict_run",
     "predict_split",
 ]
@@ -109,6 +111,29 @@ def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
         writer.writerow(["row", "prediction", "target"])
         writer.writerows(rows)
     return {"predictions": str(path), "rows": len(rows)}
+
+
+@torch.no_grad()
+def predict_classes(
+    model: nn.Module, samples: Sequence[Any], *, batch_size: int = 256
+) -> np.ndarray:
+    """Class ids ``(N,)`` a classifier predicts for in-memory ``(x, label)`` samples, in order.
+
+    For applications that built their data in memory (per-sample plots, confusion matrices);
+    batches are padded with ``collate`` and read through ``lengths`` as in training.
+    """
+    from rnnkit.data.batching import collate
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(samples), batch_size):
+        batch = collate([samples[i] for i in range(start, min(start + batch_size, len(samples)))])
+        logits = model(batch.x.to(device), lengths=batch.lengths.to(device))  # (B, C)
+        out.append(logits.argmax(-1).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 @torch.no_grad()
