@@ -535,7 +535,8 @@ def table(results: dict[str, Any]) -> str:
     f = results.get("faults")
     if f:
         lines.append(
-            f"| SIGKILL + resume ({f['runs']} runs; "
+            f"| SIGKILL + resume ({f['runs']} runs: {f['resumed']} resumed, "
+            f"{f['restarted_no_checkpoint_yet']} killed before a checkpoint; "
             f"{f['killed_with_a_write_in_flight']} mid-write) | "
             f"weights bit-exact {f['weights_bit_exact']}/{f['runs']}, artifact identical "
             f"{f['artifact_identical']}/{f['runs']}, failed {f['failed']}, orphans left "
@@ -551,7 +552,8 @@ def table(results: dict[str, Any]) -> str:
     z = results.get("config_fuzz")
     if z:
         lines.append(
-            f"| config fuzz ({z['fields']} fields x {z['examples_per_field']}) | accepted "
+            f"| config fuzz ({z['fields']} fields x {z['examples_per_field']}"
+            f"{', partial' if z.get('partial') else ''}) | accepted "
             f"{z['accepted']}, refused in one line {z['refused_one_line']}, unclear "
             f"{z['refused_unclear']}, tracebacks {z['tracebacks']} |"
         )
