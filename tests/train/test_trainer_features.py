@@ -313,3 +313,42 @@ def test_backtest_origins_never_see_the_future(tmp_path: Path) -> None:
     np.testing.assert_allclose(first.forecasts[0], second.forecasts[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(first.forecasts[1], second.forecasts[1])  # origin 2 saw the change
     assert set(first.mean) == {"mae", "rmse"} and len(first.metrics) == 2
+
+
+def test_length_buckets_are_reshuffled_every_epoch_and_follow_the_seed(tmp_path: Path) -> None:
+    """Lightning calls ``set_epoch`` on a loader's sampler, not on a batch sampler; the task does
+    it, so each epoch sees the buckets in a new order. The shuffle follows the experiment's seed."""
+    from lightning.pytorch.callbacks import Callback
+
+    samples = _token_samples(160)
+    data = DataParts(
+        samples[:128],
+        samples[128:144],
+        samples[144:],
+        {"classes": ["a", "b"], "vocab": Vocab.build([str(i) for i in range(16)])},
+    )
+
+    class Orders(Callback):
+        def __init__(self) -> None:
+            self.seen: dict[int, list[tuple[int, ...]]] = {}
+
+        def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, i: int) -> None:
+            row = tuple(int(v) for v in batch.x[0, : int(batch.lengths[0])])
+            self.seen.setdefault(trainer.current_epoch, []).append(row)
+
+    def orders(seed: int, name: str) -> dict[int, list[tuple[int, ...]]]:
+        exp = _parity(tmp_path, name, steps=12)
+        exp = dataclasses.replace(
+            exp,
+            seed=seed,
+            data=dataclasses.replace(exp.data, bucket_by_length=True, batch_size=32),
+            trainer=dataclasses.replace(exp.trainer, max_epochs=3, max_steps=12),
+        )
+        spy = Orders()
+        fit(exp, data=data, callbacks=[spy])
+        return spy.seen
+
+    first = orders(0, "b0")
+    assert len(first) == 3 and first[0] != first[1] and first[1] != first[2]
+    assert orders(0, "b0again")[0] == first[0]  # same seed, same order
+    assert orders(1, "b1")[0] != first[0]  # another seed, another order

@@ -115,6 +115,14 @@ class TaskModule(L.LightningModule):
         metrics = {f"{prefix}_{k}": v for k, v in self._metrics(sums).items()}
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=False)
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning calls ``set_epoch`` on a loader's sampler but not on a batch sampler: without
+        # this, length buckets would come in the same order every epoch.
+        sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        set_epoch = getattr(sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.current_epoch)
+
     def on_train_epoch_end(self) -> None:
         self._flush("train")
 
@@ -301,13 +309,16 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))
 
 
-def data_options(d: Any, parts: tuple[Any, Any, Any], *, lengths: Callable[[Any], int]) -> dict:
-    """`SequenceData` keyword arguments for ``data.bucket_by_length``."""
+def data_options(
+    d: Any, parts: tuple[Any, Any, Any], *, seed: int, lengths: Callable[[Any], int]
+) -> dict:
+    """`SequenceData` keyword arguments for ``data.bucket_by_length``; the buckets' shuffle follows
+    the experiment's ``seed`` (as the plain loaders' shuffle does), not the data set's."""
     if not getattr(d, "bucket_by_length", False):
         return {}
     train, val, test = ([lengths(s) for s in p] if p is not None else None for p in parts)
     assert train is not None and val is not None
-    return {"lengths": (train, val, test), "seed": getattr(d, "seed", 0)}
+    return {"lengths": (train, val, test), "seed": seed}
 
 
 class WordDropout:

@@ -111,7 +111,7 @@ def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> 
     outputs = len(meta["classes"]) if experiment.model.task == "classification" else 1
     config = SequenceClassifierConfig(num_outputs=outputs, **sizes, **spec_dict(experiment.model))
     module = ClassificationTask(SequenceClassifier(config), **task_kwargs(experiment))
-    opts = data_options(d, parts, lengths=_length)
+    opts = data_options(d, parts, seed=experiment.seed, lengths=_length)
     files, keys = preprocessing_files(vocab=vocab, scaler=meta.get("scaler"))
     return Built(
         module,

@@ -311,7 +311,7 @@ def build_sequence_lm(experiment: LanguageModelExperiment, data: Any = None) -> 
     config = LanguageModelConfig(vocab_size=size, **spec_dict(experiment.model))
     model = LanguageModel(config)
     module = SequenceLMTask(model, **_lm_kwargs(experiment))
-    opts = data_options(d, parts, lengths=len)
+    opts = data_options(d, parts, seed=experiment.seed, lengths=len)
     datamodule = SequenceData(parts, batch_size=d.batch_size, collate_fn=collate_sequences, **opts)
     return Built(
         module=module,

@@ -97,7 +97,7 @@ def build_seq2seq(experiment: Seq2SeqExperiment, data: Any = None) -> Built:
     module = Seq2SeqTask(
         Seq2Seq(config), teacher_forcing=experiment.model.teacher_forcing, **task_kwargs(experiment)
     )
-    opts = data_options(d, parts, lengths=lambda s: len(s[0]))
+    opts = data_options(d, parts, seed=experiment.seed, lengths=lambda s: len(s[0]))
     datamodule = SequenceData(parts, batch_size=d.batch_size, collate_fn=collate_pairs, **opts)
     files, keys = preprocessing_files(vocab=meta.get("src_vocab"), tgt_vocab=meta.get("tgt_vocab"))
     return Built(

@@ -64,7 +64,7 @@ def build_tagger(experiment: TaggingExperiment, data: Any = None) -> Built:
         **spec_dict(experiment.model),
     )
     module = TaggingTask(SequenceTagger(config), **task_kwargs(experiment))
-    opts = data_options(d, parts, lengths=lambda s: len(s[0]))
+    opts = data_options(d, parts, seed=experiment.seed, lengths=lambda s: len(s[0]))
     datamodule = SequenceData(parts, batch_size=d.batch_size, collate_fn=collate, **opts)
     return Built(
         module,
