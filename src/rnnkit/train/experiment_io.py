@@ -189,6 +189,11 @@ def valid_keys(cls: type[Any], group: str | None = None) -> list[str]:
 
 _GROUP_RE = re.compile(r"Group '([\w.]+)' does not accept (?:option|nested key) '([\w.]+)'")
 _VALUE_RE = re.compile(r'Parser key "([\w.]+)":\s*(.+)', re.S)
+# A section typed by a dataclass reached through a lazy module: jsonargparse names its class path.
+_CLASS_RE = re.compile(
+    r'(?:Parser key "([\w.]+)"|([\w.]+)):\s*Problem with given class_path \'[\w.]+\':\s*'
+    r"Option '([\w.]+)' is not accepted"
+)
 # Unknown keys: in a YAML file / on the command line, and in a mapping (``experiment_from_dict``).
 _KEY_RE = re.compile(
     r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)"
@@ -213,6 +218,9 @@ def explain_error(cls: type[Any], message: str) -> str:
     m = _GROUP_RE.search(message)
     if m:
         return _unknown(cls, f"{m.group(1)}.{m.group(2)}")
+    m = _CLASS_RE.search(message)
+    if m:
+        return _unknown(cls, f"{m.group(1) or m.group(2)}.{m.group(3)}")
     m = _KEY_RE.search(message)
     if m:
         return _unknown(cls, (m.group(1) or m.group(2) or m.group(3)).lstrip("-"))
