@@ -295,3 +295,24 @@ def test_backtest_origins_never_see_the_future(tmp_path: Path) -> None:
     np.testing.assert_allclose(first.forecasts[0], second.forecasts[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(first.forecasts[1], second.forecasts[1])  # origin 2 saw the change
     assert set(first.mean) == {"mae", "rmse"} and len(first.metrics) == 2
+
+
+def test_integer_val_check_interval_counts_steps_across_short_epochs(tmp_path: Path) -> None:
+    # 3 batches per epoch, a check every 5 steps: checks at steps 5, 10, ..., 30, not per epoch.
+    exp = dataclasses.replace(
+        _parity(tmp_path, "every5", steps=30),
+        trainer=TrainerConfig(
+            max_steps=30,
+            val_check_interval=5,
+            enable_progress_bar=False,
+            num_threads=1,
+            log_every_n_steps=1,
+        ),
+        data=SequenceDataConfig(
+            source="synthetic_parity", seq_len=6, num_samples=120, batch_size=32
+        ),
+    )
+    result = fit(exp)
+    rows = pd.read_csv(result.run_dir / "metrics.csv")
+    checked = rows.dropna(subset=["val_loss"])["step"].tolist()
+    assert checked[:6] == [4, 9, 14, 19, 24, 29], checked  # Lightning logs step - 1 at a check
