@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib
 import json
@@ -18,6 +19,7 @@ import torch
 import yaml
 
 from rnnkit.recipes import recipe_path
+from rnnkit.train.experiment_io import experiment_parser, explain_error, to_experiment
 
 # app name -> module under rnnkit.apps; the recipe is configs/<name>.yaml
 APPS: dict[str, str] = {
@@ -79,6 +81,21 @@ def config_field(config: dict[str, Any], path: str, app: str) -> Any:
             raise ValueError(f"{app} recipe: field {path!r} is missing")
         node = node[part]
     return node
+
+
+def settings_from_dict(cls: type[Any], data: dict[str, Any], *, where: str) -> Any:
+    """An application's own recipe keys as its typed dataclass ``cls``, parsed by the same
+    jsonargparse machinery as `rnnkit fit` parses an experiment (types, unknown keys, the valid
+    keys listed); a bad value raises ``ValueError`` starting with ``where`` (e.g. ``"forecasting
+    recipe, datasets.airline"``)."""
+    parser = experiment_parser(cls, prog=where)
+    try:
+        return to_experiment(cls, parser, parser.parse_object(data))
+    except argparse.ArgumentError as err:
+        message = " ".join(explain_error(cls, str(err)).split())  # one line
+        raise ValueError(f"{where}: {message}") from None
+    except ValueError as err:  # a dataclass's own range check (__post_init__)
+        raise ValueError(f"{where}: {err}") from None
 
 
 @contextmanager

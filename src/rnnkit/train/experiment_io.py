@@ -67,7 +67,10 @@ def valid_keys(cls: type[Any], group: str | None = None) -> list[str]:
 
 
 _GROUP_RE = re.compile(r"Group '([\w.]+)' does not accept (?:option|nested key) '([\w.]+)'")
-_KEY_RE = re.compile(r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)")
+_KEY_RE = re.compile(
+    r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)"
+    r"|Option '([\w.]+)' is not accepted"
+)
 
 
 def _unknown(cls: type[Any], key: str) -> str:
@@ -89,5 +92,5 @@ def explain_error(cls: type[Any], message: str) -> str:
         return _unknown(cls, f"{m.group(1)}.{m.group(2)}")
     m = _KEY_RE.search(message)
     if m:
-        return _unknown(cls, (m.group(1) or m.group(2)).lstrip("-"))
+        return _unknown(cls, (m.group(1) or m.group(2) or m.group(3)).lstrip("-"))
     return message
