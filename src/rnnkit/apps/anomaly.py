@@ -31,6 +31,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -194,7 +195,7 @@ def beat_period(x: np.ndarray, low: int = 100, high: int = 600) -> int:
     return int(low + np.argmax(ac[low : high + 1]))
 
 
-def _resolve(windows: list[int | str], beat: int) -> list[int]:
+def _resolve(windows: Sequence[Window], beat: int) -> list[int]:
     return sorted({beat if w == "beat" else int(w) for w in windows})
 
 

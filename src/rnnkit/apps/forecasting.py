@@ -37,6 +37,7 @@ import math
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -119,7 +120,9 @@ class SeriesSpec:
     def __post_init__(self) -> None:
         for name in ("horizon", "folds", "min_train", "season", "mase_season", "input_len"):
             if getattr(self, name) < 1:
-                raise ValueError(f"field {name!r} must be an integer >= 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"field {name!r} must be an integer >= 1, got {getattr(self, name)}"
+                )
         if self.step is not None and self.step < 1:
             raise ValueError(f"field 'step' must be an integer >= 1 or null, got {self.step}")
 
@@ -155,7 +158,7 @@ def check_config(config: dict[str, Any]) -> Recipe:
             f"{where}: unknown key {unknown[0]!r}; valid keys at the top level: {', '.join(known)}"
             " (training keys go under 'experiment:', as `rnnkit fit` reads them)"
         )
-    own = {k: config[k] for k in ("use", "val_steps") if k in config}
+    own: dict[str, Any] = {k: config[k] for k in ("use", "val_steps") if k in config}
     settings = settings_from_dict(ForecastingSettings, own, where=where)
     sets = config.get("datasets")
     if not isinstance(sets, dict):
@@ -297,7 +300,9 @@ def _shifted(samples: list[tuple[Any, ...]]) -> list[tuple[np.ndarray, ...]]:
     for s in samples:
         last = s[0][-1:]  # (1, 1)
         rest = tuple(np.asarray(c, dtype=np.float32) for c in s[2:])
-        out.append((np.float32(s[0] - last), np.float32(s[1] - last), *rest))
+        past = np.asarray(s[0] - last, dtype=np.float32)
+        future = np.asarray(s[1] - last, dtype=np.float32)
+        out.append((past, future, *rest))
     return out
 
 
@@ -399,8 +404,10 @@ def _arima(
         order = list(spec.order)
     seasonal = tuple(spec.seasonal_order)
     trend = spec.trend or ("c" if order[1] == 0 and seasonal[1] == 0 else "n")
-    res = ARIMA(y, order=tuple(order), seasonal_order=seasonal, trend=trend).fit().get_forecast(
-        horizon
+    res = (
+        ARIMA(y, order=tuple(order), seasonal_order=seasonal, trend=trend)
+        .fit()
+        .get_forecast(horizon)
     )
     mean = np.asarray(res.predicted_mean, dtype=np.float64)
     bounds = np.concatenate(
@@ -436,7 +443,9 @@ def evaluate_series(
 ) -> dict[str, Any]:
     """Walk forward over one series: baselines once, the RNN once per seed, at every origin."""
     n = len(series.values)
-    origins = walk_forward(n, horizon=ds.horizon, folds=ds.folds, min_train=ds.min_train, step=ds.step)
+    origins = walk_forward(
+        n, horizon=ds.horizon, folds=ds.folds, min_train=ds.min_train, step=ds.step
+    )
     h, m = ds.horizon, ds.mase_season
     base_rows: dict[str, list[dict[str, float]]] = {}
     base_names: dict[str, str] = {}
@@ -604,7 +613,7 @@ def _records(
 
 
 def plot_forecasts(
-    panels: list[tuple[str, Series, SeriesSpec, dict[str, Any]]], path: Path
+    panels: Sequence[tuple[str, Series, SeriesSpec, dict[str, Any]]], path: Path
 ) -> None:
     import matplotlib
 
@@ -639,7 +648,7 @@ def plot_forecasts(
 def run(
     config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
 ) -> list[dict[str, Any]]:
-    """Walk-forward forecasting on every series in the recipe's ``use``; see the module docstring."""
+    """Walk-forward forecasting of every series in the recipe's ``use`` (module docstring)."""
     recipe = check_config(config)
     if not seeds:
         raise ValueError("forecasting: give at least one seed")
