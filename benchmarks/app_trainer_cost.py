@@ -6,13 +6,15 @@ The old loops are read from git (``--ref``: a commit that still has them), impor
 current apps, and the two fits are run interleaved in this one process (old, new, old, new, ...)
 on the same data and settings, so machine load hits both alike. Reports process CPU seconds per
 fit and the ratio new / old, with the load average; writes
-``benchmarks/results/app_trainer_cost.json``.
+``benchmarks/results/app_trainer_cost.json`` (one entry per app; rerunning an app replaces its
+entry).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +46,7 @@ def _old(ref: str, app: str, folder: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"old_{app}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 
@@ -130,21 +133,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=2, help="old/new pairs per app")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    results: dict[str, Any] = {"ref": args.ref, "load_avg_before": os.getloadavg()}
+    out = ROOT / "benchmarks" / "results" / "app_trainer_cost.json"
+    results: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
     pairs = {"forecasting": forecasting_pair, "anomaly": anomaly_pair}
     with tempfile.TemporaryDirectory() as tmp:
         for app in args.apps:
             old = _old(args.ref, app, Path(tmp))
+            load = os.getloadavg()
             rows = [pairs[app](old, Path(tmp) / "runs", k) for k in range(args.pairs)]
             old_cpu, new_cpu = (float(np.mean(c)) for c in zip(*rows, strict=True))
             results[app] = {
+                "ref": args.ref,
+                "load_avg_before": [round(v, 2) for v in load],
+                "load_avg_after": [round(v, 2) for v in os.getloadavg()],
                 "old_cpu_s": [round(r[0], 2) for r in rows],
                 "new_cpu_s": [round(r[1], 2) for r in rows],
                 "ratio_new_over_old": round(new_cpu / old_cpu, 3),
             }
             print(app, results[app], flush=True)
-    results["load_avg_after"] = os.getloadavg()
-    write_json(ROOT / "benchmarks" / "results" / "app_trainer_cost.json", results)
+            write_json(out, results)  # one app at a time; the others' entries are kept
     return 0
 
 

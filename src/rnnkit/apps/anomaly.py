@@ -162,7 +162,8 @@ def experiment(recipe: Recipe, *, seed: int, root: Path) -> Any:
     fixed = {
         "task": "forecasting",
         "seed": seed,
-        "data": {"source": recipe.settings.dataset, "horizon": 1},
+        # windows built in memory from the registry's series: the source names them
+        "data": {"source": f"{APP}:{recipe.settings.dataset}", "horizon": 1},
         "run": {"root": str(root), "name": f"anomaly-seed{seed}"},
     }
     try:

@@ -184,7 +184,8 @@ def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name:
     fixed = {
         "task": "forecasting",
         "seed": seed,
-        "data": {"source": "series", "seq_len": spec.input_len, "horizon": spec.horizon},
+        # the windows are built in memory per origin: the source names them, not a registry set
+        "data": {"source": f"{APP}:{name}", "seq_len": spec.input_len, "horizon": spec.horizon},
         "run": {"root": str(root), "name": name},
     }
     try:

@@ -192,6 +192,9 @@ class SequenceDataConfig:
     val_fraction: float | None = None  # registry sets: held-out share (None: the set's own split)
     bucket_by_length: bool = False  # training batches of similar length (less padding)
     word_dropout: float = 0.0  # token inputs, training only: each token becomes <unk> with this p
+    # Training samples per epoch (0: one pass). More than the set draws fresh permutations back
+    # to back, so a set of a few batches does not pay Lightning's per-epoch work every few steps.
+    epoch_samples: int = 0
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from rnnkit.data.batching import BucketSampler, word_dropout
 from rnnkit.data.text import Vocab
@@ -242,7 +242,9 @@ class SequenceData(L.LightningDataModule):
 
     ``lengths`` (the steps of each training sample) turns on length bucketing for the training
     loader: `rnnkit.data.BucketSampler` batches of similar length, less padding, reshuffled each
-    epoch. Validation and test batches keep the samples' order.
+    epoch. ``epoch_samples`` > 0 makes a training epoch that many samples, drawn as fresh
+    permutations of the set back to back (``RandomSampler(num_samples=...)``). Validation and
+    test batches keep the samples' order.
     """
 
     def __init__(
@@ -253,8 +255,12 @@ class SequenceData(L.LightningDataModule):
         collate_fn: Callable[[Sequence[Any]], Batch],
         lengths: Sequence[int] | None = None,
         seed: int = 0,
+        epoch_samples: int = 0,
     ) -> None:
         super().__init__()
+        if epoch_samples and lengths is not None:
+            raise ValueError("data.epoch_samples and data.bucket_by_length cannot be combined")
+        self.epoch_samples = epoch_samples
         self.parts = parts
         self.batch_size = batch_size
         self.collate_fn = collate_fn
@@ -276,6 +282,14 @@ class SequenceData(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
+        if self.lengths is None and self.epoch_samples > 0:
+            _, world = self._world()
+            return DataLoader(
+                self.parts[0],
+                batch_size=max(1, self.batch_size // world),
+                sampler=RandomSampler(self.parts[0], num_samples=self.epoch_samples),
+                collate_fn=self.collate_fn,
+            )
         if self.lengths is None:
             return self._loader(self.parts[0], True)
         rank, world = self._world()
@@ -302,10 +316,15 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def data_options(d: Any, parts: tuple[Any, Any, Any], *, lengths: Callable[[Any], int]) -> dict:
-    """`SequenceData` keyword arguments for ``data.bucket_by_length``."""
-    if not getattr(d, "bucket_by_length", False):
-        return {}
-    return {"lengths": [lengths(s) for s in parts[0]], "seed": getattr(d, "seed", 0)}
+    """`SequenceData` keyword arguments for ``data.bucket_by_length`` / ``data.epoch_samples``."""
+    opts: dict[str, Any] = {}
+    if getattr(d, "epoch_samples", 0) < 0:
+        raise ValueError(f"data.epoch_samples must be >= 0, got {d.epoch_samples}")
+    if getattr(d, "epoch_samples", 0) > 0:
+        opts["epoch_samples"] = d.epoch_samples
+    if getattr(d, "bucket_by_length", False):
+        opts.update(lengths=[lengths(s) for s in parts[0]], seed=getattr(d, "seed", 0))
+    return opts
 
 
 class WordDropout:
