@@ -85,7 +85,14 @@ def forecasting_pair(old: ModuleType, out: Path, k: int) -> tuple[float, float]:
     a = _cpu(lambda: old.fit_rnn(history, old_ds, old_cfg, k))
     b = _cpu(
         lambda: new.fit_rnn(
-            history, actual, spec, recipe, seed=k, root=out, name=f"cost-airline-{k}"
+            history,
+            actual,
+            spec,
+            recipe,
+            series="airline",
+            seed=k,
+            root=out,
+            name=f"cost-airline-{k}",
         )
     )
     return a, b
