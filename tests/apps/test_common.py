@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
 
 from rnnkit.apps import APPS, app_config
-from rnnkit.apps._common import record
+from rnnkit.apps._common import record, settings_from_dict
 from rnnkit.evaluate import (
     NGram,
     detection_scores,
@@ -108,3 +110,26 @@ def test_skip_first_scores_only_the_predicted_tokens() -> None:
     assert NGram(4, order=1).fit(seqs).nll([[1], [2, 3]], skip_first=True) == pytest.approx(
         NGram(4, order=1).fit(seqs).nll([[3]])
     )
+
+
+@dataclass
+class _Own:
+    horizon: int
+    kinds: list[Literal["a", "b"]] = field(default_factory=lambda: ["a"])
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"field 'horizon' must be >= 1, got {self.horizon}")
+
+
+def test_settings_from_dict_parses_typed_app_keys_with_one_line_errors() -> None:
+    assert settings_from_dict(_Own, {"horizon": 3, "kinds": ["b"]}, where="x") == _Own(3, ["b"])
+    cases = {
+        "unknown key 'horizn'; valid keys at the top level: horizon, kinds": {"horizn": 3},
+        "field 'horizon' must be >= 1, got 0": {"horizon": 0},
+        'key "kinds"': {"horizon": 1, "kinds": ["c"]},
+    }
+    for message, data in cases.items():
+        with pytest.raises(ValueError, match=r"^demo recipe: ") as err:
+            settings_from_dict(_Own, data, where="demo recipe")
+        assert message in str(err.value) and "\n" not in str(err.value), str(err.value)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import copy
+import json
 
 import numpy as np
 import pytest
 
 from rnnkit.apps import app_config, run_app
 from rnnkit.apps import forecasting as fc
+from rnnkit.models import Forecaster
+from rnnkit.train import load_run
 
 
 def test_quick_run_beats_the_seasonal_naive_forecast(tmp_path) -> None:
@@ -23,12 +25,22 @@ def test_quick_run_beats_the_seasonal_naive_forecast(tmp_path) -> None:
     assert all(r["dataset"].startswith("airline") for r in records)
     assert (tmp_path / "forecasts.png").stat().st_size > 10_000
     assert (tmp_path / "records.json").is_file()
+    # The fit left a normal run directory: config, checkpoints, artifact, the origin as test split.
+    (run,) = snaive["runs"]
+    assert run == str(tmp_path / "runs" / "airline-origin0-seed0")
+    loaded = load_run(run)
+    assert isinstance(loaded.model, Forecaster) and loaded.model.config.covariate_size == 2
+    assert loaded.experiment.data.seq_len == 24 and loaded.experiment.data.horizon == 12
+    summary = json.loads((tmp_path / "runs" / "airline-origin0-seed0" / "summary.json").read_text())
+    assert summary["monitor"] == "val_mae" and summary["monitor_mode"] == "min"
+    assert summary["metrics"]["test_mae"] > 0.0  # the origin's window, in scaled log units
+    assert snaive["selected_steps"][0] % 20 == 0 and 0 < snaive["selected_steps"][0] <= 200
 
 
 def test_training_part_never_reaches_past_the_origin() -> None:
-    cfg = app_config("forecasting")
-    ds = cfg["datasets"]["co2"]
+    ds = fc.check_config(app_config("forecasting")).series["co2"]
     series = fc.load_series("co2", ds)
+    assert series.raw is not None
     assert np.isnan(series.raw.to_numpy()).sum() == 59  # the registry's gaps survive the round trip
     part = fc.train_part(series, ds, 100)
     assert len(part) == 100 and not np.isnan(part).any()
@@ -42,21 +54,23 @@ def test_training_part_never_reaches_past_the_origin() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "value", "field"),
+    ("path", "value", "message"),
     [
-        (("use",), ["weather"], "use"),
-        (("datasets", "airline", "horizon"), 0, "datasets.airline.horizon"),
-        (("datasets", "airline", "transform"), "sqrt", "datasets.airline.transform"),
-        (("train", "lr"), -1.0, "train.lr"),
+        (("use",), ["weather"], r'key "use"'),
+        (("datasets", "airline", "horizon"), 0, r"'datasets\.airline'.*'horizon' must be"),
+        (("datasets", "airline", "transform"), "sqrt", r"'datasets\.airline'.*\"transform\""),
+        (("experiment", "optim", "lr"), -1.0, r"'experiment': optim\.lr must be > 0"),
+        (("experiment", "trainer", "max_step"), 5, r"unknown key 'trainer\.max_step'"),
+        (("train",), {"lr": 0.1}, r"unknown key 'train'"),  # the old per-app training keys
     ],
 )
-def test_bad_recipe_names_the_field(tmp_path, path, value, field) -> None:
-    cfg = copy.deepcopy(app_config("forecasting", quick=True))
+def test_bad_recipe_names_the_field(tmp_path, path, value, message) -> None:
+    cfg = app_config("forecasting", quick=True)
     node = cfg
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=message):
         run_app("forecasting", config=cfg, seeds=[0], out_dir=tmp_path)
 
 
@@ -70,7 +84,7 @@ def test_baselines_reproduce_the_reference_airline_figures() -> None:
     assert rmse(actual, seasonal_naive_forecast(history.tolist(), 24, 12)) == pytest.approx(
         77.0, abs=0.05
     )
-    spec = {"order": [0, 1, 1], "seasonal_order": [0, 1, 1, 12], "log": True}
+    spec = fc.ARIMASpec(order=[0, 1, 1], seasonal_order=[0, 1, 1, 12], log=True)
     mean, bounds, name = fc._arima(history, 24, spec)
     assert name == "ARIMA(0, 1, 1)(0, 1, 1)12 on logs"
     assert rmse(actual, mean) == pytest.approx(43.2, abs=0.05)

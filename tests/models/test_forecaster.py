@@ -126,3 +126,44 @@ def test_bad_input_fails_with_the_reason() -> None:
         ForecasterConfig(strategy="mimo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="covariates given but covariate_size is 0"):
         Forecaster(ForecasterConfig())(torch.randn(1, 4, 1), covariates=torch.randn(1, 5, 1))
+
+
+@pytest.mark.parametrize(("cell", "layers", "covariates"), [("gru", 1, 0), ("lstm", 2, 2)])
+def test_step_streams_what_predict_next_computes_on_the_whole_series(
+    cell: str, layers: int, covariates: int
+) -> None:
+    torch.manual_seed(0)
+    config = ForecasterConfig(
+        covariate_size=covariates,
+        strategy="autoregressive",
+        distribution="gaussian",
+        cell=cell,  # type: ignore[arg-type]
+        hidden_size=8,
+        num_layers=layers,
+    )
+    model = Forecaster(config).eval()
+    series = torch.randn(3, 40, 1)
+    cov = torch.randn(3, 41, covariates) if covariates else None
+    batch = model.predict_next(series, covariates=cov)
+    assert batch.log_var is not None and batch.mean.shape == (3, 40, 1)
+    state = None
+    for t in range(40):
+        step_cov = None if cov is None else cov[:, t + 1]
+        streamed, state = model.step(series[:, t], state, covariate=step_cov)
+        assert streamed.log_var is not None
+        torch.testing.assert_close(streamed.mean, batch.mean[:, t], atol=1e-5, rtol=0)
+        torch.testing.assert_close(streamed.log_var, batch.log_var[:, t], atol=1e-5, rtol=0)
+    # the teacher-forced loss scores exactly these one-step forecasts
+    x, y = series[:, :-1], series[:, -1:]
+    c = None if cov is None else cov[:, :40]  # (B, T + H, C) for the 39 past steps and H = 1
+    nll = model.criterion(model.predict_next(x, covariates=c), series[:, 1:])
+    torch.testing.assert_close(model.loss(x, y, covariates=c), nll)
+
+
+def test_step_needs_an_autoregressive_model() -> None:
+    model = Forecaster(ForecasterConfig(horizon=2))
+    with pytest.raises(ValueError, match="needs strategy='autoregressive'"):
+        model.step(torch.zeros(1, 1))
+    ar = Forecaster(ForecasterConfig(strategy="autoregressive", covariate_size=1))
+    with pytest.raises(ValueError, match=r"covariate must be \(B, 1\)"):
+        ar.step(torch.zeros(1, 1))

@@ -352,3 +352,46 @@ def test_length_buckets_are_reshuffled_every_epoch_and_follow_the_seed(tmp_path:
     assert len(first) == 3 and first[0] != first[1] and first[1] != first[2]
     assert orders(0, "b0again")[0] == first[0]  # same seed, same order
     assert orders(1, "b1")[0] != first[0]  # another seed, another order
+
+
+def test_integer_val_check_interval_counts_steps_across_short_epochs(tmp_path: Path) -> None:
+    # 3 batches per epoch, a check every 5 steps: checks at steps 5, 10, ..., 30, not per epoch.
+    exp = dataclasses.replace(
+        _parity(tmp_path, "every5", steps=30),
+        trainer=TrainerConfig(
+            max_steps=30,
+            val_check_interval=5,
+            enable_progress_bar=False,
+            num_threads=1,
+            log_every_n_steps=1,
+        ),
+        data=SequenceDataConfig(
+            source="synthetic_parity", seq_len=6, num_samples=120, batch_size=32
+        ),
+    )
+    result = fit(exp)
+    rows = pd.read_csv(result.run_dir / "metrics.csv")
+    checked = rows.dropna(subset=["val_loss"])["step"].tolist()
+    assert checked[:6] == [4, 9, 14, 19, 24, 29], checked  # Lightning logs step - 1 at a check
+
+
+def test_epoch_samples_draws_fresh_permutations_back_to_back() -> None:
+    from rnnkit.train.tasks.base import SequenceData
+
+    train = [(np.zeros((4, 1)), np.full((1, 1), float(i))) for i in range(10)]
+    data = SequenceData(
+        (train, train[:2], None), batch_size=4, collate_fn=collate_windows, epoch_samples=25
+    )
+    batches = list(data.train_dataloader())
+    seen = torch.cat([b.y.flatten() for b in batches]).long()
+    assert len(batches) == 7 and len(seen) == 25
+    counts = torch.bincount(seen, minlength=10)
+    assert int(counts.min()) == 2 and int(counts.max()) == 3  # two whole passes, then 5 more
+    with pytest.raises(ValueError, match=r"epoch_samples and data\.bucket_by_length"):
+        SequenceData(
+            (train, train, None),
+            batch_size=4,
+            collate_fn=collate_windows,
+            epoch_samples=25,
+            lengths=[4] * 10,
+        )

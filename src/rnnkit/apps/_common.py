@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib
 import json
@@ -19,7 +20,12 @@ import torch
 import yaml
 
 from rnnkit.recipes import recipe_path
-from rnnkit.train.experiment_io import experiment_from_dict, experiment_parser, to_experiment
+from rnnkit.train.experiment_io import (
+    experiment_from_dict,
+    experiment_parser,
+    explain_error,
+    to_experiment,
+)
 
 T = TypeVar("T")
 
@@ -85,6 +91,21 @@ def config_field(config: dict[str, Any], path: str, app: str) -> Any:
     return node
 
 
+def settings_from_dict(cls: type[Any], data: dict[str, Any], *, where: str) -> Any:
+    """An application's own recipe keys as its typed dataclass ``cls``, parsed by the same
+    jsonargparse machinery as `rnnkit fit` parses an experiment (types, unknown keys, the valid
+    keys listed); a bad value raises ``ValueError`` starting with ``where`` (e.g. ``"forecasting
+    recipe, datasets.airline"``)."""
+    parser = experiment_parser(cls, prog=where)
+    try:
+        return to_experiment(cls, parser, parser.parse_object(data))
+    except argparse.ArgumentError as err:
+        message = " ".join(explain_error(cls, str(err)).split())  # one line
+        raise ValueError(f"{where}: {message}") from None
+    except ValueError as err:  # a dataclass's own range check (__post_init__)
+        raise ValueError(f"{where}: {err}") from None
+
+
 # Recipe keys that are not the application's own settings: the name, the torch threads
 # (`run_app`) and the typed experiment every seed trains with.
 NOT_SETTINGS = ("app", "threads", "experiment")
@@ -96,18 +117,8 @@ def app_settings(cls: type[T], config: dict[str, Any], *, app: str) -> T:
     Parsed by the parser `rnnkit fit` uses (jsonargparse over the dataclass), so a wrong type or
     an unknown key is a ``ValueError`` naming it, and the app needs no validator of its own.
     """
-    import argparse
-
-    from rnnkit.train.experiment_io import explain_error
-
-    parser = experiment_parser(cls, prog=f"rnnkit app {app}")
-    try:
-        parsed = parser.parse_object({k: v for k, v in config.items() if k not in NOT_SETTINGS})
-        settings: T = to_experiment(cls, parser, parsed)
-    except argparse.ArgumentError as err:
-        raise ValueError(f"{app} recipe: {explain_error(cls, str(err))}") from None
-    except ValueError as err:
-        raise ValueError(f"{app} recipe: {err}") from None
+    own = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    settings: T = settings_from_dict(cls, own, where=f"{app} recipe")
     return settings
 
 

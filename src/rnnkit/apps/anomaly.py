@@ -5,9 +5,13 @@ label per sample), split in time: train (first 60 %), validation (next 20 %), te
 Only the test part holds labelled anomalies, so nothing here can be tuned on real anomalies:
 
 1. **Model**: a next-step forecaster (:class:`rnnkit.models.Forecaster`, autoregressive, Gaussian
-   head: a mean and a log-variance for ``x_{t+1}``) trained on random windows of the training part;
-   the checkpoint with the lowest validation NLL is kept, with early stopping on it and optional
-   random restarts selected by it (model selection on validation only).
+   head: a mean and a log-variance for ``x_{t+1}``) trained by the library's trainer
+   (`rnnkit.train.fit` on the recipe's ``experiment:``, a typed `ForecastingExperiment`) on the
+   windows of the training part, shuffled; every ``trainer.val_check_interval`` steps the
+   one-step NLL of the validation part (after a warm-up on the end of train) is logged as
+   ``val_nll`` (`rnnkit.train.ExtraMetrics`), and the best checkpoint by it is kept, with early
+   stopping on it (model selection on validation only). Each seed leaves a run directory under
+   ``out_dir/runs``; scoring uses the model loaded back from its artifact.
 2. **Score**: the standardised residual ``|x_t - mu_t| / sigma_t``, averaged over a trailing window
    of ``s`` steps and scaled by its mean and standard deviation on the (clean) validation part.
 3. **Tuning without labels**: ``s`` and the threshold are chosen on *validation copies with
@@ -15,69 +19,170 @@ Only the test part holds labelled anomalies, so nothing here can be tuned on rea
    generic injection families of Goswami et al., ICLR 2023), maximising F1 against the injected
    labels. The rolling z-score baseline gets the same treatment for its window, smoothing and
    threshold. The test labels are used once, to report.
-4. **Streaming**: at test time the series is fed one sample at a time through the layer's
-   ``Recurrent.step``; the streamed scores are checked against the full-sequence (batch) scores.
+4. **Streaming**: at test time the series is fed one sample at a time through
+   `Forecaster.step` (observation in, next mean and log-variance out); the streamed scores are
+   checked against the full-sequence scores of `Forecaster.predict_next`.
 
 Baselines: rolling z-score of the raw signal (tuned as above), "flag nothing", "flag everything".
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import lightning as L
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from rnnkit.apps._common import config_field, record, seed_all, timer
+from rnnkit.apps._common import merge, record, settings_from_dict, timer
 from rnnkit.data import load
 from rnnkit.evaluate import detection_scores
-from rnnkit.models import Forecaster, ForecasterConfig
+from rnnkit.models import Forecaster
+from rnnkit.train import DataParts, ExtraMetrics, fit, load_run
+from rnnkit.train.experiment_io import experiment_from_dict
 
 APP = "anomaly"
 INJECTIONS = ("cutoff", "scale", "noise", "speedup", "wander")
+Injection = Literal["cutoff", "scale", "noise", "speedup", "wander"]
+Window = int | Literal["beat"]  # samples, or one heartbeat estimated from the training part
 
 
-# --- recipe checks ---------------------------------------------------------------------------
+# --- the recipe ------------------------------------------------------------------------------
 
 
-def _field(config: dict[str, Any], path: str) -> Any:
-    return config_field(config, path, APP)
-
-
-def _int(config: dict[str, Any], path: str, low: int = 1) -> int:
-    value = _field(config, path)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+def _windows_ok(name: str, windows: list[Window]) -> None:
+    if not windows or any(w != "beat" and w < 1 for w in windows):
         raise ValueError(
-            f"anomaly recipe: field {path!r} must be an integer >= {low}, got {value!r}"
+            f"field {name!r} must be a non-empty list of integers >= 1 or 'beat' (one "
+            f"heartbeat, estimated from the training part), got {windows!r}"
         )
-    return value
 
 
-def _float(config: dict[str, Any], path: str, low: float = 0.0) -> float:
-    value = _field(config, path)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
-        raise ValueError(f"anomaly recipe: field {path!r} must be a number >= {low}, got {value!r}")
-    return float(value)
+@dataclass
+class ScoreSpec:
+    """The model's score: smoothing windows and directions, one of each picked on validation."""
+
+    smoothing_windows: list[Window] = field(default_factory=lambda: ["beat"])
+    directions: list[Literal["high", "both"]] = field(default_factory=lambda: ["high", "both"])
+
+    def __post_init__(self) -> None:
+        _windows_ok("score.smoothing_windows", self.smoothing_windows)
+        if not self.directions:
+            raise ValueError("field 'score.directions' must list 'high' and/or 'both'")
 
 
-def _windows(config: dict[str, Any], path: str) -> list[int | str]:
-    value = _field(config, path)
-    if (
-        not isinstance(value, list)
-        or not value
-        or any(
-            v != "beat" and (isinstance(v, bool) or not isinstance(v, int) or v < 1) for v in value
-        )
-    ):
+@dataclass
+class BaselineSpec:
+    """The rolling z-score baseline's history lengths and smoothing windows, picked on val."""
+
+    zscore_windows: list[Window] = field(default_factory=lambda: [50, 150, 300, 600])
+    smoothing_windows: list[Window] = field(default_factory=lambda: ["beat"])
+
+    def __post_init__(self) -> None:
+        _windows_ok("baseline.zscore_windows", self.zscore_windows)
+        _windows_ok("baseline.smoothing_windows", self.smoothing_windows)
+
+
+@dataclass
+class TuningSpec:
+    """Synthetic anomalies injected into validation copies (there are no real ones there)."""
+
+    copies: int = 16
+    injections_per_copy: int = 1
+    length: tuple[int, int] = (100, 300)  # [min, max] samples per injected anomaly
+    kinds: list[Injection] = field(default_factory=lambda: list(INJECTIONS))  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        for name in ("copies", "injections_per_copy"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"field 'tuning.{name}' must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.length[0] <= self.length[1]:
+            raise ValueError(
+                f"field 'tuning.length' must be [min, max] with 1 <= min <= max, got "
+                f"{list(self.length)}"
+            )
+        if not self.kinds:
+            raise ValueError(f"field 'tuning.kinds' must list some of {list(INJECTIONS)}")
+
+
+@dataclass
+class AnomalySettings:
+    """The app's own keys; training keys live in ``experiment:`` (a `ForecastingExperiment`)."""
+
+    dataset: str = "mitdb"  # registry set: one series, a 0/1 label per sample
+    warmup: int = 600  # samples of the end of train fed before validation (state warm-up)
+    score: ScoreSpec = field(default_factory=ScoreSpec)
+    baseline: BaselineSpec = field(default_factory=BaselineSpec)
+    tuning: TuningSpec = field(default_factory=TuningSpec)
+
+    def __post_init__(self) -> None:
+        longest = max([w for w in self.baseline.zscore_windows if w != "beat"], default=0)
+        if self.warmup < max(1, longest):
+            raise ValueError(
+                f"field 'warmup' ({self.warmup}) must be at least 1 and the largest "
+                f"'baseline.zscore_windows' ({longest})"
+            )
+
+
+@dataclass
+class Recipe:
+    settings: AnomalySettings
+    experiment: dict[str, Any]  # the recipe's experiment section, checked
+
+
+def check_config(config: dict[str, Any]) -> Recipe:
+    """The recipe as typed settings; a bad field raises ``ValueError`` naming it."""
+    where = f"{APP} recipe"
+    known = ("app", "threads", "experiment", "quick", *AnomalySettings.__dataclass_fields__)
+    unknown = [k for k in config if k not in known]
+    if unknown:
         raise ValueError(
-            f"anomaly recipe: field {path!r} must be a non-empty list of integers >= 1 "
-            f"or 'beat' (one heartbeat, estimated from the training part), got {value!r}"
+            f"{where}: unknown key {unknown[0]!r}; valid keys at the top level: {', '.join(known)}"
+            " (training keys go under 'experiment:', as `rnnkit fit` reads them)"
         )
-    return list(value)
+    own = {k: v for k, v in config.items() if k in AnomalySettings.__dataclass_fields__}
+    settings = settings_from_dict(AnomalySettings, own, where=where)
+    exp = config.get("experiment", {})
+    if not isinstance(exp, dict):
+        raise ValueError(f"{where}: field 'experiment' must be a mapping, got {exp!r}")
+    recipe = Recipe(settings, exp)
+    experiment(recipe, seed=0, root=Path("runs"))  # checked like `rnnkit fit` checks a recipe
+    return recipe
+
+
+def experiment(recipe: Recipe, *, seed: int, root: Path) -> Any:
+    """One seed's `ForecastingExperiment`: the recipe's ``experiment:`` plus the run's place."""
+    fixed = {
+        "task": "forecasting",
+        "seed": seed,
+        # windows built in memory from the registry's series: the source names them
+        "data": {"source": f"{APP}:{recipe.settings.dataset}", "horizon": 1},
+        "run": {"root": str(root), "name": f"anomaly-seed{seed}"},
+    }
+    try:
+        exp = experiment_from_dict(merge(recipe.experiment, fixed))
+    except ValueError as err:
+        raise ValueError(f"{APP} recipe, field 'experiment': {err}") from None
+    m = exp.model
+    if m.strategy != "autoregressive" or m.distribution != "gaussian":
+        raise ValueError(
+            f"{APP} recipe: fields 'experiment.model.strategy' / 'distribution' must be "
+            f"autoregressive / gaussian (the score streams one-step mean and variance), got "
+            f"{m.strategy!r} / {m.distribution!r}"
+        )
+    if exp.data.seq_len < 2:
+        raise ValueError(
+            f"{APP} recipe: field 'experiment.data.seq_len' (samples per training window) must "
+            f"be >= 2, got {exp.data.seq_len}"
+        )
+    return exp
 
 
 def beat_period(x: np.ndarray, low: int = 100, high: int = 600) -> int:
@@ -91,83 +196,11 @@ def beat_period(x: np.ndarray, low: int = 100, high: int = 600) -> int:
     return int(low + np.argmax(ac[low : high + 1]))
 
 
-def _resolve(windows: list[int | str], beat: int) -> list[int]:
+def _resolve(windows: Sequence[Window], beat: int) -> list[int]:
     return sorted({beat if w == "beat" else int(w) for w in windows})
 
 
-def _sides(config: dict[str, Any]) -> list[bool]:
-    value = _field(config, "score.directions")
-    table = {"high": False, "both": True}
-    if not isinstance(value, list) or not value or any(v not in table for v in value):
-        raise ValueError(
-            f"anomaly recipe: field 'score.directions' must be a non-empty list from "
-            f"['high', 'both'], got {value!r}"
-        )
-    return [table[v] for v in value]
-
-
-def check_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate the recipe; returns the flat settings. Errors name the offending field."""
-    kinds = _field(config, "tuning.kinds")
-    if not isinstance(kinds, list) or not kinds or any(k not in INJECTIONS for k in kinds):
-        raise ValueError(
-            f"anomaly recipe: field 'tuning.kinds' must be a non-empty list from "
-            f"{list(INJECTIONS)}, got {kinds!r}"
-        )
-    length = _field(config, "tuning.length")
-    if (
-        not isinstance(length, list)
-        or len(length) != 2
-        or any(isinstance(v, bool) or not isinstance(v, int) for v in length)
-        or not 1 <= length[0] <= length[1]
-    ):
-        raise ValueError(
-            f"anomaly recipe: field 'tuning.length' must be [min, max] integers with "
-            f"1 <= min <= max, got {length!r}"
-        )
-    s: dict[str, Any] = {
-        "dataset": str(_field(config, "dataset")),
-        "cell": str(_field(config, "model.cell")),
-        "hidden_size": _int(config, "model.hidden_size"),
-        "layers": _int(config, "model.layers"),
-        "steps": _int(config, "train.steps"),
-        "patience": _int(config, "train.patience"),
-        "restarts": _int(config, "train.restarts"),
-        "restart_steps": _int(config, "train.restart_steps"),
-        "batch_size": _int(config, "train.batch_size"),
-        "window": _int(config, "train.window", 2),
-        "lr": _float(config, "train.lr"),
-        "weight_decay": _float(config, "train.weight_decay"),
-        "clip": _float(config, "train.clip"),
-        "eval_every": _int(config, "train.eval_every"),
-        "warmup": _int(config, "warmup"),
-        "threads": _int(config, "threads"),
-        "smoothing": _windows(config, "score.smoothing_windows"),
-        "z_windows": _windows(config, "baseline.zscore_windows"),
-        "z_smoothing": _windows(config, "baseline.smoothing_windows"),
-        "copies": _int(config, "tuning.copies"),
-        "per_copy": _int(config, "tuning.injections_per_copy"),
-        "length": (int(length[0]), int(length[1])),
-        "kinds": list(kinds),
-        "sides": _sides(config),
-    }
-    longest = max([w for w in s["z_windows"] if isinstance(w, int)], default=0)
-    if s["warmup"] < longest:
-        raise ValueError(
-            f"anomaly recipe: field 'warmup' ({s['warmup']}) must be at least the largest "
-            f"'baseline.zscore_windows' ({longest})"
-        )
-    return s
-
-
 # --- scores ----------------------------------------------------------------------------------
-
-
-def _gaussian(model: Forecaster, out: Tensor) -> tuple[Tensor, Tensor]:
-    """The head's mean and log-variance (clamped as the Forecaster does) from layer outputs."""
-    raw = model.head(out)
-    mean, log_var = raw.chunk(2, dim=-1)
-    return mean[..., 0], log_var[..., 0].clamp(-12.0, 12.0)
 
 
 def residual_z(x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
@@ -179,9 +212,9 @@ def residual_z(x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
 def batch_residuals(model: Forecaster, series: Tensor) -> np.ndarray:
     """Full-sequence scores: ``series`` ``(B, N)`` -> ``(B, N)`` standardised one-step residuals
     (step 0 has no forecast and scores 0)."""
-    out, _ = model.rnn(series[:, :-1, None])  # (B, N-1, P)
-    mean, log_var = _gaussian(model, out)
-    z = residual_z(series[:, 1:], mean, log_var)
+    forecast = model.predict_next(series[:, :-1, None])  # (B, N-1, 1): forecasts of 1..N-1
+    assert forecast.log_var is not None
+    z = residual_z(series[:, 1:], forecast.mean[..., 0], forecast.log_var[..., 0])
     return np.concatenate([np.zeros((series.shape[0], 1)), z.double().numpy()], axis=1)
 
 
@@ -213,8 +246,8 @@ def rolling_zscore(x: np.ndarray, window: int) -> np.ndarray:
 class StreamingDetector:
     """Online monitor: ``update(x_t)`` -> ``(score_t, flag_t)``, O(1) per sample.
 
-    Runs the forecaster's recurrent layer one step at a time (``Recurrent.step``), keeps the
-    forecast of the next sample, and smooths the standardised residual over ``window`` steps.
+    Feeds each sample to `Forecaster.step`, keeps its forecast (mean, log-variance) of the next
+    sample, and smooths the standardised residual over ``window`` steps.
     ``score = (smoothed - center) / scale`` (its absolute value when ``two_sided``); flagged
     when ``score > threshold``.
     """
@@ -244,8 +277,9 @@ class StreamingDetector:
         if self.forecast is not None:
             mean, log_var = self.forecast
             z = float(residual_z(x[:, 0], mean, log_var)[0])
-        y, self.state = self.model.rnn.step(x, self.state)
-        self.forecast = _gaussian(self.model, y)
+        forecast, self.state = self.model.step(x, self.state)
+        assert forecast.log_var is not None
+        self.forecast = (forecast.mean[:, 0], forecast.log_var[:, 0])
         self.recent.append(z)
         self.total += z
         if len(self.recent) > self.window:
@@ -358,112 +392,93 @@ def tune(
 # --- training --------------------------------------------------------------------------------
 
 
-class _Run:
-    """One forecaster being trained: AdamW + cosine schedule over ``steps``, gradient clipping,
-    validation NLL every ``eval_every`` steps, best-validation checkpoint kept."""
+@torch.no_grad()
+def val_nll(model: Forecaster, ctx: Tensor, v: int) -> float:
+    """Mean one-step Gaussian NLL (without the constant) of the last ``v`` values of ``ctx``
+    ``(N,)``, each forecast from everything before it (the first ``N - v`` values warm up)."""
+    forecast = model.predict_next(ctx[None, :-1, None])
+    assert forecast.log_var is not None
+    mean, log_var = forecast.mean[0, -v:, 0], forecast.log_var[0, -v:, 0]
+    y = ctx[-v:]
+    return float((0.5 * (log_var + (y - mean) ** 2 * torch.exp(-log_var))).mean())
 
-    def __init__(self, s: dict[str, Any], train: Tensor, ctx: Tensor, v: int) -> None:
-        cfg = ForecasterConfig(
-            strategy="autoregressive",
-            horizon=1,
-            distribution="gaussian",
-            cell=s["cell"],
-            hidden_size=s["hidden_size"],
-            num_layers=s["layers"],
-        )
-        self.s, self.train_x, self.ctx, self.v = s, train, ctx, v
-        self.model = Forecaster(cfg)
-        self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"]
-        )
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=s["steps"])
-        self.step = 0
-        self.best_nll = float("inf")
-        self.best_state: dict[str, Tensor] | None = None
-        self.since_best = 0  # validation checks since the last improvement
-        self.history: list[float] = []
 
-    @property
-    def done(self) -> bool:
-        return self.step >= self.s["steps"] or self.since_best >= self.s["patience"]
+class _Curve(L.Callback):
+    """``val_nll`` at every validation during fitting."""
 
-    def val_nll(self) -> float:
-        model, ctx, v = self.model.eval(), self.ctx, self.v
-        with torch.no_grad():
-            out, _ = model.rnn(ctx[:, :-1])
-            mean, log_var = _gaussian(model, out[:, -v:])
-            y = ctx[:, -v:, 0]
-            return float((0.5 * (log_var + (y - mean) ** 2 * torch.exp(-log_var))).mean())
+    def __init__(self) -> None:
+        self.values: list[float] = []
 
-    def advance(self, until: int) -> None:
-        s, train, model = self.s, self.train_x, self.model
-        L = min(s["window"], len(train) - 1)
-        while self.step < min(until, s["steps"]) and not self.done:
-            self.step += 1
-            model.train()
-            starts = torch.randint(0, len(train) - L, (s["batch_size"],))
-            xb = torch.stack([train[i : i + L + 1] for i in starts.tolist()])[..., None]
-            loss = model.loss(xb[:, :-1], xb[:, -1:])
-            self.opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), s["clip"])
-            self.opt.step()
-            self.sched.step()
-            if self.step % s["eval_every"] == 0 or self.step == s["steps"]:
-                nll = self.val_nll()
-                self.history.append(round(nll, 4))
-                if nll < self.best_nll - 1e-4:
-                    self.best_nll, self.since_best = nll, 0
-                    self.best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-                else:
-                    self.since_best += 1
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.values.append(round(float(trainer.callback_metrics["val_nll"]), 4))
+
+
+def _window_samples(x: Tensor, length: int) -> list[tuple[Tensor, Tensor]]:
+    """Every window of ``length + 1`` consecutive values of ``x`` ``(N,)`` as ``(past (length,
+    1), next (1, 1))`` views, no copies (the autoregressive loss teacher-forces the window)."""
+    views = x.unfold(0, length + 1, 1)  # (W, length + 1)
+    return [(w[:-1, None], w[-1:, None]) for w in views]
 
 
 def train_forecaster(
-    s: dict[str, Any], train: Tensor, val: Tensor
-) -> tuple[Forecaster, float, list[float]]:
-    """Fit on random windows of ``train`` ``(N,)``; keep the best validation-NLL checkpoint.
+    recipe: Recipe, train: Tensor, val: Tensor, test: Tensor, *, seed: int, root: Path
+) -> tuple[Forecaster, float, list[float], str]:
+    """Fit through `rnnkit.train.fit` on windows of ``train`` ``(N,)``; the checkpoint with the
+    best ``val_nll`` is kept. The test stream is the run's test split (its one-step NLL lands in
+    ``summary.json``; nothing is selected on it).
 
-    ``restarts`` random initialisations are each trained for ``restart_steps`` steps; the one
-    with the lowest validation NLL is trained on (model selection on validation only), up to
-    ``steps`` steps or until the validation NLL has not improved for ``patience`` checks.
-    Returns the model, its validation NLL and the NLL at every check of the chosen run."""
-    # validation: warm up on the end of train, judge on the validation part only
-    ctx = torch.cat([train[-s["warmup"] :], val])[None, :, None]
-    runs = [_Run(s, train, ctx, len(val)) for _ in range(s["restarts"])]
-    if len(runs) > 1:
-        for r in runs:
-            r.advance(s["restart_steps"])
-    run = min(runs, key=lambda r: r.best_nll)
-    run.advance(s["steps"])
-    assert run.best_state is not None
-    run.model.load_state_dict(run.best_state)
-    return run.model.eval(), run.best_nll, run.history
+    Returns the model loaded from the run's artifact, its validation NLL, the NLL at every
+    check, and the run directory."""
+    exp = experiment(recipe, seed=seed, root=root)
+    run_dir = root / str(exp.run.name)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+    warm = train[-recipe.settings.warmup :]
+    ctx = torch.cat([warm, val])  # validation: warm up on the end of train, judge val only
+    stream = torch.cat([ctx, test])
+    length = min(exp.data.seq_len, len(train) - 1)
+    data = DataParts(
+        _window_samples(train, length),
+        [(ctx[:-1, None], ctx[-1:, None])],
+        [(stream[:-1, None], stream[-1:, None])],
+    )
+    curve = _Curve()
+    nll = ExtraMetrics(lambda module: {"nll": val_nll(module.model, ctx, len(val))})
+    result = fit(exp, data=data, callbacks=[nll, curve], test=True)
+    model: Forecaster = load_run(result.run_dir).model  # type: ignore[assignment]
+    return model, val_nll(model, ctx, len(val)), curve.values, str(result.run_dir)
 
 
 # --- one seed --------------------------------------------------------------------------------
 
 
-def _one_seed(s: dict[str, Any], seed: int, data: Any) -> dict[str, Any]:
-    seed_all(seed)
+def _one_seed(recipe: Recipe, seed: int, data: Any, *, root: Path) -> dict[str, Any]:
+    s, sides = recipe.settings, [d == "both" for d in recipe.settings.score.directions]
     cpu0 = time.process_time()
     train = data.train.x[:, 0].float()
     val = data.val.x[:, 0].float()
     test = data.test.x[:, 0].float()
     labels = data.test.y.numpy()
-    w0 = s["warmup"]
+    w0 = s.warmup
     beat = beat_period(train.numpy())
-    smoothing, z_smoothing = _resolve(s["smoothing"], beat), _resolve(s["z_smoothing"], beat)
-    z_windows = _resolve(s["z_windows"], beat)
+    smoothing = _resolve(s.score.smoothing_windows, beat)
+    z_smoothing = _resolve(s.baseline.smoothing_windows, beat)
+    z_windows = _resolve(s.baseline.zscore_windows, beat)
     with timer() as t_train:
-        model, val_nll, history = train_forecaster(s, train, val)
+        model, nll, history, run_dir = train_forecaster(
+            recipe, train, val, test, seed=seed, root=root
+        )
 
     # synthetic anomalies on validation copies (the same copies for model and baseline)
     rng = np.random.default_rng(seed)
     clean = np.concatenate([train[-w0:].numpy(), val.numpy()]).astype(np.float64)
     inj, inj_labels = [], []
-    for _ in range(s["copies"]):
-        xi, yi = inject(val.numpy(), rng, count=s["per_copy"], length=s["length"], kinds=s["kinds"])
+    t = s.tuning
+    for _ in range(t.copies):
+        xi, yi = inject(
+            val.numpy(), rng, count=t.injections_per_copy, length=t.length, kinds=list(t.kinds)
+        )
         inj.append(np.concatenate([train[-w0:].numpy(), xi]))
         inj_labels.append(yi)
     injected, inj_y = np.stack(inj), np.stack(inj_labels)
@@ -473,7 +488,7 @@ def _one_seed(s: dict[str, Any], seed: int, data: Any) -> dict[str, Any]:
         def model_scores(series: np.ndarray) -> np.ndarray:
             return batch_residuals(model, torch.from_numpy(series).float())
 
-        tuned = tune(model_scores, smoothing, s["sides"], clean, injected, inj_y)
+        tuned = tune(model_scores, smoothing, sides, clean, injected, inj_y)
 
         # test: stream warm-up + validation + test one sample at a time
         stream = torch.cat([train[-w0:], val, test])
@@ -503,7 +518,7 @@ def _one_seed(s: dict[str, Any], seed: int, data: Any) -> dict[str, Any]:
         def z_scores(series: np.ndarray, zw: int = zw) -> np.ndarray:
             return rolling_zscore(series, zw)
 
-        cand = tune(z_scores, z_smoothing, s["sides"], clean, injected, inj_y)
+        cand = tune(z_scores, z_smoothing, sides, clean, injected, inj_y)
         if cand["f1"] > best_z["f1"]:
             best_z = {**cand, "zscore_window": zw}
     full = stream.numpy().astype(np.float64)
@@ -523,8 +538,9 @@ def _one_seed(s: dict[str, Any], seed: int, data: Any) -> dict[str, Any]:
         "nothing": nothing,
         "tuned": tuned,
         "tuned_z": best_z,
-        "val_nll": val_nll,
+        "val_nll": nll,
         "val_nll_history": history,
+        "run_dir": run_dir,
         "inj_prevalence": float(inj_y.mean()),
         "beat": beat,
         "stream_diff": stream_diff,
@@ -589,9 +605,12 @@ def _plot(p: dict[str, Any], path: Path, offset: int) -> None:
 def run(
     config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
 ) -> list[dict[str, Any]]:
-    s = check_config(config)
-    data = load(s["dataset"])
-    results = [_one_seed(s, seed, data) for seed in seeds]  # `threads`: applied by run_app
+    recipe = check_config(config)
+    if not seeds:
+        raise ValueError("anomaly: give at least one seed")
+    data = load(recipe.settings.dataset)
+    root = Path(out_dir) / "runs"
+    results = [_one_seed(recipe, seed, data, root=root) for seed in seeds]  # threads: run_app
     assert data.train is not None and data.val is not None
     offset = len(data.train) + len(data.val)
     _plot(results[0]["plot"], Path(out_dir) / "detections.png", offset)
@@ -602,7 +621,7 @@ def run(
     walls = [r["wall_s"] for r in results]
     common: dict[str, Any] = {
         "app": APP,
-        "dataset": s["dataset"],
+        "dataset": recipe.settings.dataset,
         "seeds": seeds,
         "wall_s": float(np.mean(walls)),
         "per_seed_wall_s": [round(w, 1) for w in walls],
@@ -614,6 +633,7 @@ def run(
             1e3 * float(np.mean([r["stream_s_per_step"] for r in results])), 3
         ),
         "beat_period": [r["beat"] for r in results],
+        "runs": [r["run_dir"] for r in results],  # run directories (rnnkit.train.load_run)
         "val_nll": [round(r["val_nll"], 4) for r in results],
         "val_nll_history": [r["val_nll_history"] for r in results],
         "tuned_smoothing": [r["tuned"]["window"] for r in results],
@@ -629,7 +649,8 @@ def run(
             round(2 * r["inj_prevalence"] / (1 + r["inj_prevalence"]), 3) for r in results
         ],
     }
-    model_name = f"{s['cell'].upper()}-{s['hidden_size']} forecaster, streamed residual score"
+    spec = experiment(recipe, seed=seeds[0], root=root).model
+    model_name = f"{spec.cell.upper()}-{spec.hidden_size} forecaster, streamed residual score"
     z_name = "rolling z-score (tuned on val)"
     out = []
     for metric, headline in (

@@ -1,17 +1,21 @@
 """Time-series forecasting on three real series, walk-forward, against naive and statistical
 forecasts.
 
-For every series named in ``config["use"]`` (``sunspots``, ``co2``, ``airline`` from the
+For every series named in the recipe's ``use`` (``sunspots``, ``co2``, ``airline`` from the
 `rnnkit.data` registry) the recipe sets expanding-window origins with
 `rnnkit.evaluate.walk_forward`: the last origin forecasts the final ``horizon`` points, earlier ones
 step back by ``step``. At each origin everything is fitted on the data before the origin only:
 
-- the RNN, `rnnkit.models.Forecaster` (direct multi-horizon, Gaussian head): an optional log
-  transform, a `StandardScaler` fitted on the training part, windows of ``input_len`` past values
-  (each window shifted by its own last value, so a trend is not mistaken for a level) plus sin/cos
-  of the season phase as known covariates; AdamW, gradient clipping, model selection by the
-  validation MAE of the windows whose targets are the last ``val_steps`` points of the training
-  part; the point forecast is the Gaussian's median, the 80 % / 95 % intervals its quantiles;
+- the RNN, `rnnkit.models.Forecaster` (direct multi-horizon, Gaussian head), trained by the
+  library's trainer (`rnnkit.train.fit` on the recipe's ``experiment:``, a typed
+  `ForecastingExperiment`): an optional log transform, a `StandardScaler` fitted on the training
+  part, windows of ``input_len`` past values (`rnnkit.evaluate.backtest.windows`, each shifted by
+  its own last value, so a trend is not mistaken for a level) plus sin/cos of the season phase as
+  known past-and-future covariates; the checkpoint is selected by ``val_mae`` on the windows whose
+  targets are the last ``val_steps`` points of the training part, and the one window at the origin
+  is the run's test split. Each (series, origin, seed) leaves a run directory under
+  ``out_dir/runs``; the forecast is made by the model loaded back from its artifact. The point
+  forecast is the Gaussian's median, the 80 % / 95 % intervals its quantiles;
 - the baselines: naive, seasonal naive, statsmodels' ETS (``ExponentialSmoothing``) and
   (S)ARIMA with the orders fixed in the recipe (or an AR order chosen by AIC on the training
   part).
@@ -29,21 +33,23 @@ means, so all three series are forecast at their natural seasonal period.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
+import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 
-from rnnkit.apps._common import record, seed_all, timer
+from rnnkit.apps._common import merge, record, settings_from_dict, timer
 from rnnkit.data import Imputer, StandardScaler, load
-from rnnkit.data.series import make_windows
 from rnnkit.evaluate import (
     mae,
     mase,
@@ -52,10 +58,12 @@ from rnnkit.evaluate import (
     seasonal_naive_forecast,
     walk_forward,
 )
-from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.evaluate.backtest import windows
+from rnnkit.models.forecaster import Forecaster
+from rnnkit.train import DataParts, build, fit
+from rnnkit.train.experiment_io import experiment_from_dict
 
 APP = "forecasting"
-KNOWN = ("sunspots", "co2", "airline")
 LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # 95 % and 80 % central intervals and the median
 BASELINE_NAMES = {
     "naive": "naive",
@@ -65,54 +73,134 @@ BASELINE_NAMES = {
 }
 
 
-# ---------------------------------------------------------------- recipe checks
+# ---------------------------------------------------------------- the recipe
 
 
-def _need(cond: bool, name: str, what: str, value: Any) -> None:
-    if not cond:
-        raise ValueError(f"forecasting recipe: field {name!r} {what}, got {value!r}")
+@dataclass
+class ETSSpec:
+    """statsmodels ``ExponentialSmoothing`` settings, fixed before any test score is seen."""
+
+    trend: Literal["add", "mul"] | None = None
+    damped_trend: bool = False
+    seasonal: Literal["add", "mul"] | None = None
+    seasonal_periods: int | None = None
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first bad field of the recipe."""
-    use: Any = config.get("use")
-    _need(isinstance(use, list) and len(use) > 0, "use", "must be a non-empty list", use)
-    sets: Any = config.get("datasets")
-    _need(isinstance(sets, dict), "datasets", "must be a mapping", sets)
-    for name in use:
-        _need(name in KNOWN, "use", f"lists series from {list(KNOWN)} only", name)
-        _need(name in sets, f"datasets.{name}", "is missing (named in 'use')", None)
-        ds = sets[name]
-        for key in ("horizon", "folds", "season", "mase_season", "input_len", "min_train"):
-            v = ds.get(key)
-            _need(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                f"datasets.{name}.{key}",
-                "must be an integer >= 1",
-                v,
-            )
-        step = ds.get("step")
-        _need(
-            step is None or (isinstance(step, int) and step >= 1),
-            f"datasets.{name}.step",
-            "must be an integer >= 1 or absent",
-            step,
+@dataclass
+class ARIMASpec:
+    """statsmodels ``ARIMA`` orders; ``order: aic`` = AR(p), p by AIC on each training part."""
+
+    order: list[int] | Literal["aic"] = "aic"
+    seasonal_order: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    log: bool = False  # fit on logs, exponentiate the forecast and its intervals
+    max_lag: int = 12  # order aic: the largest p tried
+    trend: str | None = None  # None: a constant iff the model has no differencing
+
+
+@dataclass
+class SeriesSpec:
+    """One series' walk-forward, the RNN's window and the baselines (``datasets.<name>``)."""
+
+    start: str  # time stamp of the first value
+    freq: str  # pandas frequency of the registry values
+    horizon: int  # H, steps forecast from each origin (the experiment's data.horizon)
+    folds: int  # walk-forward origins
+    min_train: int  # values before the first origin, at least
+    season: int  # seasonal naive period and the phase covariates' period
+    mase_season: int  # MASE scale: in-sample seasonal-naive MAE with this lag
+    input_len: int  # T, past values per window (the experiment's data.seq_len)
+    step: int | None = None  # origins step back by this (None: horizon)
+    transform: Literal["none", "log"] = "none"  # the RNN models log values (multiplicative)
+    season_covariates: bool = True  # sin/cos of the season phase as known covariates
+    impute: str | None = None  # rnnkit.data.Imputer method for gaps (co2)
+    resample: str | None = None  # resample to this pandas frequency after imputing (co2: MS)
+    plot_history: int | None = None  # history points in the plot (None: 4 horizons)
+    ets: ETSSpec | None = None
+    arima: ARIMASpec | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "folds", "min_train", "season", "mase_season", "input_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"field {name!r} must be an integer >= 1, got {getattr(self, name)}"
+                )
+        if self.step is not None and self.step < 1:
+            raise ValueError(f"field 'step' must be an integer >= 1 or null, got {self.step}")
+
+
+@dataclass
+class ForecastingSettings:
+    """The app's own keys; training keys live in ``experiment:`` (a `ForecastingExperiment`)."""
+
+    use: list[Literal["sunspots", "co2", "airline"]]  # series to forecast, in this order
+    val_steps: int = 24  # validation windows: targets in the last val_steps points before an origin
+
+    def __post_init__(self) -> None:
+        if not self.use:
+            raise ValueError("field 'use' must name at least one series")
+        if self.val_steps < 1:
+            raise ValueError(f"field 'val_steps' must be an integer >= 1, got {self.val_steps}")
+
+
+@dataclass
+class Recipe:
+    settings: ForecastingSettings
+    series: dict[str, SeriesSpec]
+    experiment: dict[str, Any]  # the recipe's experiment section, checked; per-run fields added
+    # Each series' parsed experiment; a fit replaces seed and run name (parsing is ~0.25 s).
+    experiments: dict[str, Any] = field(default_factory=dict)
+
+
+def check_config(config: dict[str, Any]) -> Recipe:
+    """The recipe as typed settings; a bad field raises ``ValueError`` naming it."""
+    where = f"{APP} recipe"
+    known = ("app", "threads", "use", "val_steps", "datasets", "experiment", "quick")
+    unknown = [k for k in config if k not in known]
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key {unknown[0]!r}; valid keys at the top level: {', '.join(known)}"
+            " (training keys go under 'experiment:', as `rnnkit fit` reads them)"
         )
-        tr = ds.get("transform", "none")
-        _need(tr in ("none", "log"), f"datasets.{name}.transform", "must be none or log", tr)
-        _need(
-            isinstance(ds.get("freq"), str), f"datasets.{name}.freq", "must be a string", ds["freq"]
+    own: dict[str, Any] = {k: config[k] for k in ("use", "val_steps") if k in config}
+    settings = settings_from_dict(ForecastingSettings, own, where=where)
+    sets = config.get("datasets")
+    if not isinstance(sets, dict):
+        raise ValueError(f"{where}: field 'datasets' must be a mapping, got {sets!r}")
+    series = {}
+    for name in settings.use:
+        if name not in sets:
+            raise ValueError(f"{where}: field 'datasets.{name}' is missing (named in 'use')")
+        series[name] = settings_from_dict(
+            SeriesSpec, sets[name], where=f"{where}, field 'datasets.{name}'"
         )
-    model = config.get("model", {})
-    _need(isinstance(model, dict), "model", "must be a mapping", model)
-    train: Any = config.get("train")
-    _need(isinstance(train, dict), "train", "must be a mapping", train)
-    for key in ("max_steps", "batch_size", "eval_every", "patience", "val_steps"):
-        v = train.get(key)
-        _need(isinstance(v, int) and v >= 1, f"train.{key}", "must be an integer >= 1", v)
-    for key in ("lr", "clip"):
-        v = train.get(key)
-        _need(isinstance(v, (int, float)) and v > 0, f"train.{key}", "must be a number > 0", v)
+    exp = config.get("experiment", {})
+    if not isinstance(exp, dict):
+        raise ValueError(f"{where}: field 'experiment' must be a mapping, got {exp!r}")
+    recipe = Recipe(settings, series, exp)
+    for name, spec in series.items():  # checked like `rnnkit fit` checks a recipe
+        recipe.experiments[name] = experiment(recipe, spec, seed=0, root=Path("runs"), name=name)
+    return recipe
+
+
+def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name: str) -> Any:
+    """One fit's `ForecastingExperiment`: the recipe's ``experiment:`` plus this series' window."""
+    fixed = {
+        "task": "forecasting",
+        "seed": seed,
+        # the windows are built in memory per origin: the source names them, not a registry set
+        "data": {"source": f"{APP}:{name}", "seq_len": spec.input_len, "horizon": spec.horizon},
+        "run": {"root": str(root), "name": name},
+    }
+    try:
+        exp = experiment_from_dict(merge(recipe.experiment, fixed))
+    except ValueError as err:
+        raise ValueError(f"{APP} recipe, field 'experiment': {err}") from None
+    if exp.model.distribution != "gaussian":
+        raise ValueError(
+            f"{APP} recipe: field 'experiment.model.distribution' must be gaussian (the "
+            f"intervals are its quantiles), got {exp.model.distribution!r}"
+        )
+    return exp
 
 
 # ---------------------------------------------------------------- data
@@ -150,31 +238,33 @@ def _registry_values(name: str) -> tuple[np.ndarray, dict[str, str]]:
     return values, info
 
 
-def load_series(name: str, ds: dict[str, Any]) -> Series:
+def load_series(name: str, ds: SeriesSpec) -> Series:
     values, info = _registry_values(name)
-    index = pd.date_range(str(ds["start"]), periods=len(values), freq=ds["freq"])
-    if not ds.get("resample"):
+    index = pd.date_range(str(ds.start), periods=len(values), freq=ds.freq)
+    if not ds.resample:
         return Series(name, values, index, info=info)
     raw = pd.Series(values, index=index, name=name)
-    monthly = raw.resample(ds["resample"]).mean()  # months without any week stay NaN
+    monthly = raw.resample(ds.resample).mean()  # months without any week stay NaN
     note = (
-        f"{int(raw.isna().sum())} missing weeks filled by Imputer({ds['impute']!r}) fitted before "
-        f"each origin; weekly values resampled to {ds['resample']} means"
+        f"{int(raw.isna().sum())} missing weeks filled by Imputer({ds.impute!r}) fitted before "
+        f"each origin; weekly values resampled to {ds.resample} means"
     )
     return Series(name, monthly.to_numpy(), monthly.index, note=note, raw=raw, info=info)
 
 
-def train_part(series: Series, ds: dict[str, Any], end: int) -> np.ndarray:
+def train_part(series: Series, ds: SeriesSpec, end: int) -> np.ndarray:
     """The series before position ``end``, missing values filled from that part alone."""
-    if series.raw is None:
+    if series.raw is None or ds.resample is None:
         part = series.values[:end]
         if np.isnan(part).any():
             raise ValueError(f"{series.name}: missing values but no 'impute' method in the recipe")
         return part
+    if ds.impute is None:
+        raise ValueError(f"{series.name}: missing values but no 'impute' method in the recipe")
     cutoff = series.index[end]  # first month of the forecast
     weekly = series.raw[series.raw.index < cutoff].to_frame()
-    filled = Imputer(ds["impute"], columns=[series.name]).fit(weekly).transform(weekly)
-    monthly = filled[series.name].resample(ds["resample"]).mean().to_numpy()
+    filled = Imputer(ds.impute, columns=[series.name]).fit(weekly).transform(weekly)  # type: ignore[arg-type]
+    monthly = filled[series.name].resample(ds.resample).mean().to_numpy()
     if len(monthly) != end or np.isnan(monthly).any():
         raise ValueError(f"{series.name}: resampling the filled weeks gave {len(monthly)} months")
     return monthly
@@ -201,137 +291,131 @@ class RNNForecast:
     quantiles: np.ndarray  # (H, len(LEVELS)) in original units
     best_step: int
     val_mae: float
+    run_dir: str
 
     @property
     def point(self) -> np.ndarray:
         return self.quantiles[:, LEVELS.index(0.5)]
 
 
-def _windows(
-    z: np.ndarray, cov: np.ndarray | None, *, input_len: int, horizon: int, lo: int, hi: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Windows with targets in ``[lo, hi)``, each shifted by its last input value."""
-    x, y = make_windows(
-        z[:, None], input_len=input_len, horizon=horizon, target_range=(lo, hi), source="series"
-    )
-    last = x[:, -1:, :]  # (W, 1, 1)
-    xt, yt = torch.from_numpy(x - last), torch.from_numpy(y - last)
-    if cov is None:
-        return xt, yt, None
-    starts = np.arange(max(lo, input_len), hi - horizon + 1) - input_len
-    c = np.stack([cov[s : s + input_len + horizon] for s in starts]).astype(np.float32)
-    return xt, yt, torch.from_numpy(c)
+def _shifted(samples: list[tuple[Any, ...]]) -> list[tuple[np.ndarray, ...]]:
+    """Each window minus its last input value (inputs and targets; covariates as they are)."""
+    out = []
+    for s in samples:
+        last = s[0][-1:]  # (1, 1)
+        rest = tuple(np.asarray(c, dtype=np.float32) for c in s[2:])
+        past = np.asarray(s[0] - last, dtype=np.float32)
+        future = np.asarray(s[1] - last, dtype=np.float32)
+        out.append((past, future, *rest))
+    return out
+
+
+class _Checks(L.Callback):
+    """``(global step, val_mae)`` at every validation during fitting (the selected step)."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[int, float]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.values.append((trainer.global_step, float(trainer.callback_metrics["val_mae"])))
 
 
 def fit_rnn(
-    history: np.ndarray, ds: dict[str, Any], config: dict[str, Any], seed: int
+    history: np.ndarray,
+    actual: np.ndarray,
+    ds: SeriesSpec,
+    recipe: Recipe,
+    *,
+    series: str,
+    seed: int,
+    root: Path,
+    name: str,
 ) -> RNNForecast:
-    """Fit a Forecaster on ``history`` only and forecast the next ``horizon`` values."""
-    seed_all(seed)
-    mcfg, tcfg = config.get("model", {}), config["train"]
-    horizon, input_len = ds["horizon"], ds["input_len"]
-    log = ds.get("transform", "none") == "log"
+    """Fit a Forecaster through `rnnkit.train.fit` on ``history`` only; forecast the next
+    ``horizon`` values. ``actual`` (the future) is the run's test split, scored after the fit."""
+    horizon, input_len = ds.horizon, ds.input_len
+    log = ds.transform == "log"
     y = np.log(history) if log else history.astype(np.float64)
     scaler = StandardScaler().fit(y[:, None])
-    z = scaler.transform(y[:, None])[:, 0]
+    z = scaler.transform(y[:, None])  # (n, 1)
     n = len(z)
-    use_cov = bool(ds.get("season_covariates", True))
-    cov = _phase(n + horizon, ds["season"]) if use_cov else None
-    val_steps = max(tcfg["val_steps"], horizon)
-    x_tr, y_tr, c_tr = _windows(
-        z, cov, input_len=input_len, horizon=horizon, lo=0, hi=n - val_steps
+    cov = _phase(n + horizon, ds.season) if ds.season_covariates else None
+    val_steps = max(recipe.settings.val_steps, horizon)
+    cut = n - val_steps  # validation windows: targets in [cut, n)
+    train = windows(z, cov, end=cut, seq_len=input_len, horizon=horizon)
+    every = windows(z, cov, end=n, seq_len=input_len, horizon=horizon)
+    val = [w for start, w in enumerate(every) if start + input_len >= cut]
+    future = np.log(actual) if log else actual.astype(np.float64)
+    z_future = scaler.transform(future[:, None])
+    origin: tuple[Any, ...] = (z[n - input_len :], z_future)
+    if cov is not None:
+        origin = (*origin, cov[n - input_len :])
+    base = recipe.experiments[series]
+    exp = dataclasses.replace(
+        base,
+        seed=seed,
+        data=dataclasses.replace(base.data, source=f"{APP}:{name}"),
+        run=dataclasses.replace(base.run, root=str(root), name=name),
     )
-    x_va, y_va, c_va = _windows(
-        z, cov, input_len=input_len, horizon=horizon, lo=n - val_steps, hi=n
-    )
-    model = Forecaster(
-        ForecasterConfig(
-            target_size=1,
-            covariate_size=2 if use_cov else 0,
-            horizon=horizon,
-            strategy="direct",
-            distribution="gaussian",
-            cell=mcfg.get("cell", "gru"),
-            hidden_size=int(mcfg.get("hidden_size", 32)),
-            num_layers=int(mcfg.get("num_layers", 1)),
-            dropout=float(mcfg.get("dropout", 0.0)),
-        )
-    )
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg.get("weight_decay", 0.0))
-    )
-    gen = torch.Generator().manual_seed(seed)
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-    bad, order, pos = 0, torch.randperm(len(x_tr), generator=gen), 0
-    batch = min(int(tcfg["batch_size"]), len(x_tr))
-    for step in range(1, int(tcfg["max_steps"]) + 1):
-        if pos + batch > len(order):
-            order, pos = torch.randperm(len(x_tr), generator=gen), 0
-        idx = order[pos : pos + batch]
-        pos += batch
-        model.train()
-        loss = model.loss(x_tr[idx], y_tr[idx], covariates=None if c_tr is None else c_tr[idx])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tcfg["clip"]))
-        opt.step()
-        if step % int(tcfg["eval_every"]) == 0:
-            model.eval()
-            with torch.no_grad():
-                val = float((model(x_va, covariates=c_va).mean - y_va).abs().mean())
-            if val < best[0]:
-                best, bad = (val, step, copy.deepcopy(model.state_dict())), 0
-            else:
-                bad += 1
-                if bad >= int(tcfg["patience"]):
-                    break
-    model.load_state_dict(best[2])
-    model.eval()
-    last = z[-input_len:]
-    x = torch.tensor(last - last[-1], dtype=torch.float32).view(1, input_len, 1)
-    c = None if cov is None else torch.tensor(cov[n - input_len :], dtype=torch.float32)[None]
+    run_dir = root / name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+    checks = _Checks()
+    built = build(exp, data=DataParts(_shifted(train), _shifted(val), _shifted([origin])))
+    result = fit(exp, built=built, callbacks=[checks], test=True)
+    model = built.module.model.eval()  # ends on the best checkpoint, as saved in the artifact
+    x_test, _, *c_test = _shifted([origin])[0]
+    x = torch.from_numpy(x_test)[None]  # (1, T, 1)
+    c = torch.from_numpy(c_test[0])[None] if c_test else None  # (1, T + H, 2)
     with torch.no_grad():
         q = Forecaster.quantiles(model(x, covariates=c), LEVELS)[0, :, 0].numpy()  # (H, Q)
-    q = scaler.inverse_transform((q + last[-1]).astype(np.float64).reshape(-1, 1), columns=[0])
+    last = float(z[-1, 0])
+    q = scaler.inverse_transform((q + last).astype(np.float64).reshape(-1, 1), columns=[0])
     q = q.reshape(horizon, len(LEVELS))
-    return RNNForecast(np.exp(q) if log else q, best[1], best[0])
+    best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
+    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir))
 
 
 # ---------------------------------------------------------------- baselines
 
 
-def _ets(history: np.ndarray, horizon: int, spec: dict[str, Any]) -> np.ndarray:
+def _ets(history: np.ndarray, horizon: int, spec: ETSSpec) -> np.ndarray:
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    fit = ExponentialSmoothing(
+    model = ExponentialSmoothing(
         history,
-        trend=spec.get("trend"),
-        damped_trend=bool(spec.get("damped_trend", False)),
-        seasonal=spec.get("seasonal"),
-        seasonal_periods=spec.get("seasonal_periods"),
+        trend=spec.trend,
+        damped_trend=spec.damped_trend,
+        seasonal=spec.seasonal,
+        seasonal_periods=spec.seasonal_periods,
         initialization_method="estimated",
     ).fit()
-    return np.asarray(fit.forecast(horizon), dtype=np.float64)
+    return np.asarray(model.forecast(horizon), dtype=np.float64)
 
 
 def _arima(
-    history: np.ndarray, horizon: int, spec: dict[str, Any]
+    history: np.ndarray, horizon: int, spec: ARIMASpec
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Point forecast, ``(H, 4)`` 95 % and 80 % interval bounds, and the order used."""
     from statsmodels.tsa.ar_model import ar_select_order
     from statsmodels.tsa.arima.model import ARIMA
 
-    log = bool(spec.get("log", False))
+    log = spec.log
     y = np.log(history) if log else history
-    order = spec["order"]
-    if order == "aic":  # AR order chosen by AIC on this training part only
-        sel = ar_select_order(y, maxlag=int(spec.get("max_lag", 12)), ic="aic", trend="c")
+    if spec.order == "aic":  # AR order chosen by AIC on this training part only
+        sel = ar_select_order(y, maxlag=spec.max_lag, ic="aic", trend="c")
         lags = sel.ar_lags or []
         order = [max(lags) if lags else 0, 0, 0]
-    seasonal = tuple(spec.get("seasonal_order", (0, 0, 0, 0)))
-    trend = spec.get("trend", "c" if order[1] == 0 and seasonal[1] == 0 else "n")
-    fit = ARIMA(y, order=tuple(order), seasonal_order=seasonal, trend=trend).fit()
-    res = fit.get_forecast(horizon)
+    else:
+        order = list(spec.order)
+    seasonal = tuple(spec.seasonal_order)
+    trend = spec.trend or ("c" if order[1] == 0 and seasonal[1] == 0 else "n")
+    res = (
+        ARIMA(y, order=tuple(order), seasonal_order=seasonal, trend=trend)
+        .fit()
+        .get_forecast(horizon)
+    )
     mean = np.asarray(res.predicted_mean, dtype=np.float64)
     bounds = np.concatenate(
         [np.asarray(res.conf_int(alpha=a), dtype=np.float64) for a in (0.05, 0.2)], axis=1
@@ -362,14 +446,14 @@ def _mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def evaluate_series(
-    series: Series, ds: dict[str, Any], config: dict[str, Any], seeds: list[int]
+    series: Series, ds: SeriesSpec, recipe: Recipe, seeds: list[int], *, root: Path
 ) -> dict[str, Any]:
     """Walk forward over one series: baselines once, the RNN once per seed, at every origin."""
     n = len(series.values)
     origins = walk_forward(
-        n, horizon=ds["horizon"], folds=ds["folds"], min_train=ds["min_train"], step=ds.get("step")
+        n, horizon=ds.horizon, folds=ds.folds, min_train=ds.min_train, step=ds.step
     )
-    h, m = ds["horizon"], ds["mase_season"]
+    h, m = ds.horizon, ds.mase_season
     base_rows: dict[str, list[dict[str, float]]] = {}
     base_names: dict[str, str] = {}
     arima_cover: dict[str, list[float]] = {"80": [], "95": []}
@@ -378,6 +462,7 @@ def evaluate_series(
     rnn_wall = {s: 0.0 for s in seeds}
     rnn_cpu = {s: 0.0 for s in seeds}
     best_steps: list[int] = []
+    run_dirs: list[str] = []
     last_plot: dict[str, Any] = {}
     base_wall, base_cpu = 0.0, 0.0
     for k, o in enumerate(origins):
@@ -387,25 +472,25 @@ def evaluate_series(
         with timer() as t:
             preds: dict[str, np.ndarray] = {
                 "naive": naive_forecast(history.tolist(), h),
-                "snaive": seasonal_naive_forecast(history.tolist(), h, ds["season"]),
+                "snaive": seasonal_naive_forecast(history.tolist(), h, ds.season),
             }
             base_names["naive"] = "naive"
-            base_names["snaive"] = f"seasonal naive (m={ds['season']})"
+            base_names["snaive"] = f"seasonal naive (m={ds.season})"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # statsmodels' convergence chatter
-                if ds.get("ets"):
-                    preds["ets"] = _ets(history, h, ds["ets"])
-                    e = ds["ets"]
+                if ds.ets is not None:
+                    preds["ets"] = _ets(history, h, ds.ets)
+                    e = ds.ets
                     base_names["ets"] = (
-                        f"ETS (trend {e.get('trend') or 'none'}"
-                        f"{', damped' if e.get('damped_trend') else ''}, seasonal "
-                        f"{e.get('seasonal') or 'none'}"
-                        f"{' m=' + str(e['seasonal_periods']) if e.get('seasonal') else ''})"
+                        f"ETS (trend {e.trend or 'none'}"
+                        f"{', damped' if e.damped_trend else ''}, seasonal "
+                        f"{e.seasonal or 'none'}"
+                        f"{' m=' + str(e.seasonal_periods) if e.seasonal else ''})"
                     )
-                if ds.get("arima"):
-                    preds["arima"], bounds, name = _arima(history, h, ds["arima"])
+                if ds.arima is not None:
+                    preds["arima"], bounds, name = _arima(history, h, ds.arima)
                     base_names["arima"] = (
-                        name if ds["arima"]["order"] != "aic" else "ARIMA(p,0,0), p by AIC"
+                        name if ds.arima.order != "aic" else "ARIMA(p,0,0), p by AIC"
                     )
                     arima_cover["95"].append(_covered(actual, bounds[:, 0], bounds[:, 1]))
                     arima_cover["80"].append(_covered(actual, bounds[:, 2], bounds[:, 3]))
@@ -416,7 +501,16 @@ def evaluate_series(
         for s in seeds:
             cpu = time.process_time()
             with timer() as t:
-                fc = fit_rnn(history, ds, config, s)
+                fc = fit_rnn(
+                    history,
+                    actual,
+                    ds,
+                    recipe,
+                    series=series.name,
+                    seed=s,
+                    root=root,
+                    name=f"{series.name}-origin{k}-seed{s}",
+                )
             rnn_wall[s] += t["s"]
             rnn_cpu[s] += time.process_time() - cpu
             rnn_rows[s].append(_scores(actual, fc.point, history, m))
@@ -424,6 +518,7 @@ def evaluate_series(
             rnn_cover[s]["95"].append(_covered(actual, q[:, 0], q[:, 4]))
             rnn_cover[s]["80"].append(_covered(actual, q[:, 1], q[:, 3]))
             best_steps.append(fc.best_step)
+            run_dirs.append(fc.run_dir)
             if k == len(origins) - 1 and s == seeds[0]:
                 last_plot = {
                     "history": history,
@@ -449,6 +544,7 @@ def evaluate_series(
         "rnn_wall_s": [rnn_wall[s] for s in seeds],
         "rnn_cpu_s": [rnn_cpu[s] for s in seeds],
         "best_steps": best_steps,
+        "run_dirs": run_dirs,
         "plot": last_plot,
     }
 
@@ -459,16 +555,16 @@ def evaluate_series(
 def _records(
     name: str,
     series: Series,
-    ds: dict[str, Any],
+    ds: SeriesSpec,
     res: dict[str, Any],
-    config: dict[str, Any],
+    recipe: Recipe,
     seeds: list[int],
 ) -> list[dict[str, Any]]:
-    mcfg = config.get("model", {})
-    model = f"{mcfg.get('cell', 'gru').upper()}-{mcfg.get('hidden_size', 32)} Forecaster"
-    if ds.get("transform") == "log":
+    spec = recipe.experiments[name].model
+    model = f"{spec.cell.upper()}-{spec.hidden_size} Forecaster"
+    if ds.transform == "log":
         model += " (log)"
-    dataset = f"{name} (h={ds['horizon']}, {len(res['origins'])} origins)"
+    dataset = f"{name} (h={ds.horizon}, {len(res['origins'])} origins)"
     per_seed = res["rnn_wall_s"]
     wall = float(np.mean(per_seed))
     bases = res["baselines"]
@@ -484,11 +580,12 @@ def _records(
         "baseline_wall_s": round(res["baseline_wall_s"], 1),
         "baseline_cpu_s": round(res["baseline_cpu_s"], 1),
         "split": f"walk-forward, origins {', '.join(res['origin_dates'])}",
-        "horizon": ds["horizon"],
-        "mase_season": ds["mase_season"],
+        "horizon": ds.horizon,
+        "mase_season": ds.mase_season,
         "rnn_interval_coverage": res["rnn_coverage"],
         "arima_interval_coverage": res["arima_coverage"],
         "selected_steps": res["best_steps"],
+        "runs": res["run_dirs"],  # one run directory per origin and seed (rnnkit.train.load_run)
         "notes": series.note or None,
         "data_source": series.info.get("source"),
     }
@@ -499,7 +596,7 @@ def _records(
             label += " [strongest]"
         out.append(
             record(
-                metric=f"MASE (m={ds['mase_season']})",
+                metric=f"MASE (m={ds.mase_season})",
                 higher_is_better=False,
                 values=[res["rnn"][s]["MASE"] for s in seeds],
                 baseline=label,
@@ -524,7 +621,7 @@ def _records(
 
 
 def plot_forecasts(
-    panels: list[tuple[str, Series, dict[str, Any], dict[str, Any]]], path: Path
+    panels: Sequence[tuple[str, Series, SeriesSpec, dict[str, Any]]], path: Path
 ) -> None:
     import matplotlib
 
@@ -534,8 +631,8 @@ def plot_forecasts(
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
     for ax, (name, series, ds, res) in zip(axes[:, 0], panels, strict=True):
         p = res["plot"]
-        o, h = p["origin"], ds["horizon"]
-        back = min(o, int(ds.get("plot_history", 4 * h)))
+        o, h = p["origin"], ds.horizon
+        back = min(o, ds.plot_history or 4 * h)
         t_hist = series.index[o - back : o]
         t_fut = series.index[o : o + h]
         q = p["quantiles"]
@@ -559,18 +656,18 @@ def plot_forecasts(
 def run(
     config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
 ) -> list[dict[str, Any]]:
-    """Walk-forward forecasting on every series in ``config["use"]``; see the module docstring."""
-    check_config(config)
+    """Walk-forward forecasting of every series in the recipe's ``use`` (module docstring)."""
+    recipe = check_config(config)
     if not seeds:
         raise ValueError("forecasting: give at least one seed")
     records: list[dict[str, Any]] = []
     panels = []
-    for name in config["use"]:
-        ds = config["datasets"][name]
+    for name in recipe.settings.use:
+        ds = recipe.series[name]
         series = load_series(name, ds)
-        res = evaluate_series(series, ds, config, seeds)
+        res = evaluate_series(series, ds, recipe, seeds, root=Path(out_dir) / "runs")
         res["names"] = res["baseline_names"]
-        records.extend(_records(name, series, ds, res, config, seeds))
+        records.extend(_records(name, series, ds, res, recipe, seeds))
         panels.append((name, series, ds, res))
     plot_forecasts(panels, Path(out_dir) / "forecasts.png")
     return records

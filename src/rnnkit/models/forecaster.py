@@ -9,8 +9,10 @@ Two strategies:
 - ``direct``: encode the past (inputs ``[x_t, c_t]``), then one linear head maps the final state and
   the future covariates ``c_{T..T+H-1}`` to all ``H`` steps at once. No error accumulation.
 - ``autoregressive``: a one-step model; the step that predicts ``y_t`` reads ``[y_{t-1}, c_t]``.
-  Trained with teacher forcing on the whole series; forecasting rolls out with the layer's
-  ``step``, feeding each predicted mean back in, O(1) per future step.
+  Trained with teacher forcing on the whole series; forecasting rolls out with
+  :meth:`Forecaster.step`, feeding each predicted mean back in, O(1) per future step. The same
+  ``step`` streams observations (an online monitor): it takes ``y_t`` and returns the forecast of
+  ``y_{t+1}``; :meth:`Forecaster.predict_next` is its full-sequence equal.
 
 ``distribution="gaussian"`` predicts a mean and a log-variance per value, trained by Gaussian
 negative log-likelihood ``0.5 * (log s^2 + (y - mu)^2 / s^2 + log 2 pi)``;
@@ -39,6 +41,7 @@ from rnnkit.models._common import (
     lengths_mask,
 )
 from rnnkit.recurrent import Recurrent
+from rnnkit.types import State
 
 
 @dataclass
@@ -170,6 +173,52 @@ class Forecaster(nn.Module):
         std = (0.5 * forecast.log_var).exp()
         return forecast.mean[..., None] + std[..., None] * z
 
+    def predict_next(self, series: Tensor, *, covariates: Tensor | None = None) -> Forecast:
+        """One-step forecasts along a whole series (autoregressive models): entry ``t`` of the
+        ``(B, T, Y)`` mean and log-variance forecasts ``series[:, t + 1]`` from ``series[:, :t+1]``.
+
+        Equals calling :meth:`step` on ``series[:, 0], series[:, 1], ...`` from the zero state.
+
+        **Arguments:**
+        - ``series``: ``(B, T, Y)`` observed values.
+        - ``covariates``: ``(B, T + 1, C)`` known features; the step that forecasts ``t + 1``
+          reads ``covariates[:, t + 1]`` (iff ``covariate_size > 0``).
+        """
+        self._need_autoregressive("predict_next")
+        lengths = self._check(series, None, covariates, extra=1)
+        return self._one_step(series, lengths, covariates)
+
+    def step(
+        self, value: Tensor, state: State | None = None, *, covariate: Tensor | None = None
+    ) -> tuple[Forecast, State]:
+        """Stream one observation (autoregressive models): ``y_t`` ``(B, Y)`` -> the forecast of
+        ``y_{t+1}`` (mean and log-variance ``(B, Y)``) and the new state; O(1) per step.
+
+        **Arguments:**
+        - ``value``: ``(B, Y)`` the observation ``y_t`` (or, rolling out, the forecast mean).
+        - ``state``: the state :meth:`step` returned for ``y_{t-1}``; None starts from zero.
+        - ``covariate``: ``(B, C)`` the known features of step ``t + 1`` (iff ``covariate_size``).
+        """
+        self._need_autoregressive("step")
+        c = self.config
+        if value.dim() != 2 or value.shape[-1] != c.target_size:
+            raise ValueError(f"value must be (B, {c.target_size}), got {tuple(value.shape)}")
+        if (covariate is None) != (c.covariate_size == 0):
+            raise ValueError(
+                f"covariate must be (B, {c.covariate_size}) when covariate_size > 0 and None "
+                f"otherwise, got {None if covariate is None else tuple(covariate.shape)}"
+            )
+        inputs = value if covariate is None else torch.cat([value, covariate], dim=-1)
+        out, state = self.rnn.step(inputs, state)  # (B, P)
+        return self._split(self.head(out)), state
+
+    def _need_autoregressive(self, what: str) -> None:
+        if self.config.strategy != "autoregressive":
+            raise ValueError(
+                f"{what}() streams one-step forecasts: it needs strategy='autoregressive', "
+                f"this model is {self.config.strategy!r}"
+            )
+
     def _check(
         self, x: Tensor, lengths: Tensor | None, covariates: Tensor | None, *, extra: int
     ) -> Tensor:
@@ -230,9 +279,8 @@ class Forecaster(nn.Module):
         means, log_vars = [pred.mean], [pred.log_var]
         future = None if covariates is None else _future(covariates, lengths + 1, c.horizon - 1)
         for k in range(c.horizon - 1):
-            step_in = means[-1] if future is None else torch.cat([means[-1], future[:, k]], dim=-1)
-            y_t, state = self.rnn.step(step_in, state)  # (B, P)
-            pred = self._split(self.head(y_t))
+            cov_k = None if future is None else future[:, k]
+            pred, state = self.step(means[-1], state, covariate=cov_k)
             means.append(pred.mean)
             log_vars.append(pred.log_var)
         mean = torch.stack(means, dim=1)  # (B, H, Y)

@@ -379,6 +379,9 @@ class SequenceDataConfig:
     val_fraction: float | None = None  # held-out share of training (None: the set's own / 0.2)
     bucket_by_length: bool = False  # training batches of similar length (less padding)
     word_dropout: float = 0.0  # token inputs, training only: each token becomes <unk> with this p
+    # Training samples per epoch (0: one pass). More than the set draws fresh permutations back
+    # to back, so a set of a few batches does not pay Lightning's per-epoch work every few steps.
+    epoch_samples: int = 0
     # ---- the user's own files (docs/your-data.md); data.path set means source is not used ----
     path: str | None = None  # training file (.ts, .csv, .tsv, .jsonl, .parquet, .conll)
     val_path: str | None = None  # validation file (None: held out of the training file)

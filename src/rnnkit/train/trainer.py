@@ -115,6 +115,7 @@ _NOISE = (
     ".*Checkpoint directory .* exists and is not empty.*",  # a resumed run's own checkpoints
     ".*does not have many workers.*",  # the data is in memory; workers would only copy it
     ".*was configured so 100% of the batches.*",
+    ".*is smaller than the logging interval.*",  # steps are logged across epochs anyway
 )
 
 
@@ -271,8 +272,8 @@ def make_trainer(
         cbs.append(StepProgress())
     cbs += list(callbacks)
     val_every = t.val_check_interval
-    if isinstance(val_every, int) and val_every > built.train_batches:
-        val_every = 1.0  # fewer steps per epoch than the interval: validate at each epoch's end
+    if isinstance(val_every, int) and val_every > _total_steps(t, built.train_batches):
+        val_every = 1.0  # the run ends before the first check: validate at each epoch's end
     devices: Any = t.devices
     strategy = t.strategy
     if strategy == "auto" and isinstance(devices, int) and devices > 1:
@@ -307,6 +308,18 @@ def make_trainer(
         callbacks=cbs,
         plugins=[AtomicCheckpointIO()],
     )
+
+
+def _total_steps(t: Any, train_batches: int) -> float:
+    """The optimiser steps a run may take (inf when only time bounds it).
+
+    An integer ``val_check_interval`` counts global steps across epochs
+    (``check_val_every_n_epoch=None``), so validating every 20 steps works on a training split of
+    3 batches; only an interval the run never reaches falls back to once per epoch.
+    """
+    if t.max_steps > 0:
+        return float(t.max_steps)
+    return float(t.max_epochs * train_batches) if t.max_epochs > 0 else math.inf
 
 
 def fit(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from rnnkit.data.batching import BucketSampler, word_dropout
 from rnnkit.data.text import Vocab
@@ -254,6 +254,8 @@ class SequenceData(L.LightningDataModule):
     batches from `rnnkit.data.BucketSampler` (similar lengths, less padding, reshuffled every
     epoch); validation and test batches from the whole split sorted by length (their metrics are
     sums, so the order does not change them, and sorting removes most padding).
+    ``epoch_samples`` > 0 makes a training epoch that many samples, drawn as fresh permutations
+    of the set back to back (``RandomSampler(num_samples=...)``).
     """
 
     def __init__(
@@ -264,8 +266,12 @@ class SequenceData(L.LightningDataModule):
         collate_fn: Callable[[Sequence[Any]], Batch],
         lengths: tuple[list[int], list[int], list[int] | None] | None = None,
         seed: int = 0,
+        epoch_samples: int = 0,
     ) -> None:
         super().__init__()
+        if epoch_samples and lengths is not None:
+            raise ValueError("data.epoch_samples and data.bucket_by_length cannot be combined")
+        self.epoch_samples = epoch_samples
         self.parts = parts
         self.batch_size = batch_size
         self.collate_fn = collate_fn
@@ -282,6 +288,11 @@ class SequenceData(L.LightningDataModule):
         per_process = max(1, self.batch_size // world)
         data = self.parts[split]
         lengths = None if self.lengths is None else self.lengths[split]
+        if lengths is None and split == 0 and self.epoch_samples > 0:
+            draw = RandomSampler(data, num_samples=self.epoch_samples)
+            return DataLoader(
+                data, batch_size=per_process, sampler=draw, collate_fn=self.collate_fn
+            )
         if lengths is None:
             return DataLoader(
                 data, batch_size=per_process, shuffle=shuffle, collate_fn=self.collate_fn
@@ -312,13 +323,18 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 def data_options(
     d: Any, parts: tuple[Any, Any, Any], *, seed: int, lengths: Callable[[Any], int]
 ) -> dict:
-    """`SequenceData` keyword arguments for ``data.bucket_by_length``; the buckets' shuffle follows
-    the experiment's ``seed`` (as the plain loaders' shuffle does), not the data set's."""
-    if not getattr(d, "bucket_by_length", False):
-        return {}
-    train, val, test = ([lengths(s) for s in p] if p is not None else None for p in parts)
-    assert train is not None and val is not None
-    return {"lengths": (train, val, test), "seed": seed}
+    """`SequenceData` keyword arguments for ``data.bucket_by_length`` / ``data.epoch_samples``;
+    the buckets' shuffle follows the experiment's ``seed`` (as the plain loaders' shuffle does)."""
+    opts: dict[str, Any] = {}
+    if getattr(d, "epoch_samples", 0) < 0:
+        raise ValueError(f"data.epoch_samples must be >= 0, got {d.epoch_samples}")
+    if getattr(d, "epoch_samples", 0) > 0:
+        opts["epoch_samples"] = d.epoch_samples
+    if getattr(d, "bucket_by_length", False):
+        train, val, test = ([lengths(s) for s in p] if p is not None else None for p in parts)
+        assert train is not None and val is not None
+        opts.update(lengths=(train, val, test), seed=seed)
+    return opts
 
 
 class WordDropout:

@@ -26,6 +26,7 @@ from rnnkit.train.tasks.base import (
     SequenceData,
     TaskModule,
     as_parts,
+    data_options,
     steps_per_epoch,
     task_kwargs,
 )
@@ -147,12 +148,13 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
         **spec_dict(experiment.model),
     )
     module = ForecastTask(Forecaster(config), naive_scale=scale, **task_kwargs(experiment))
-    datamodule = SequenceData(parts, batch_size=d.batch_size, collate_fn=collate_windows)
+    opts = data_options(d, parts, seed=experiment.seed, lengths=lambda s: len(s[0]))
+    datamodule = SequenceData(parts, batch_size=d.batch_size, collate_fn=collate_windows, **opts)
     return Built(
         module,
         datamodule,
         config,
-        steps_per_epoch(len(parts[0]), d.batch_size),
+        steps_per_epoch(d.epoch_samples or len(parts[0]), d.batch_size),
         files=files,
         artifact_json={"scalers": "scalers.json"} if files else {},
         baselines={"naive_scale": scale},
