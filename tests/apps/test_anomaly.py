@@ -138,7 +138,7 @@ def test_scoring_helpers() -> None:
     ("section", "key", "value", "message"),
     [
         ("score", "smoothing_windows", [], r"'score\.smoothing_windows' must be"),
-        ("tuning", "kinds", ["cutoff", "explode"], r'key "tuning\.kinds".*explode'),
+        ("tuning", "kinds", ["cutoff", "explode"], r"tuning\.kinds: .*explode"),
         ("tuning", "length", [300, 100], r"'tuning\.length' must be \[min, max\]"),
         ("model", "strategy", "direct", r"'experiment\.model\.strategy'"),
         ("trainer", "max_epoch", 3, r"unknown key 'trainer\.max_epoch'"),

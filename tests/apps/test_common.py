@@ -127,7 +127,7 @@ def test_settings_from_dict_parses_typed_app_keys_with_one_line_errors() -> None
     cases = {
         "unknown key 'horizn'; valid keys at the top level: horizon, kinds": {"horizn": 3},
         "field 'horizon' must be >= 1, got 0": {"horizon": 0},
-        'key "kinds"': {"horizon": 1, "kinds": ["c"]},
+        "kinds: Expected a typing.Literal['a', 'b']": {"horizon": 1, "kinds": ["c"]},
     }
     for message, data in cases.items():
         with pytest.raises(ValueError, match=r"^demo recipe: ") as err:

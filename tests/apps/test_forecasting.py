@@ -56,10 +56,14 @@ def test_training_part_never_reaches_past_the_origin() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("use",), ["weather"], r'key "use"'),
+        (("use",), ["weather"], r"use: Expected"),
         (("datasets", "airline", "horizon"), 0, r"'datasets\.airline'.*'horizon' must be"),
-        (("datasets", "airline", "transform"), "sqrt", r"'datasets\.airline'.*\"transform\""),
-        (("experiment", "optim", "lr"), -1.0, r"'experiment': optim\.lr must be > 0"),
+        (("datasets", "airline", "transform"), "sqrt", r"'datasets\.airline'.*transform: Expected"),
+        (
+            ("experiment", "optim", "lr"),
+            -1.0,
+            r"'experiment': optim\.lr must be a finite number > 0",
+        ),
         (("experiment", "trainer", "max_step"), 5, r"unknown key 'trainer\.max_step'"),
         (("train",), {"lr": 0.1}, r"unknown key 'train'"),  # the old per-app training keys
     ],

@@ -58,7 +58,7 @@ def test_vocab_maps_rare_notes_to_unk() -> None:
 def test_bad_recipe_names_the_field(tmp_path) -> None:
     cfg = app_config("music", quick=True)
     cfg["experiment"]["optim"]["lr"] = 0
-    with pytest.raises(ValueError, match=r"optim\.lr must be > 0"):
+    with pytest.raises(ValueError, match=r"optim\.lr must be a finite number > 0"):
         check_config(cfg)
     cfg = app_config("music", quick=True)
     cfg["experiment"]["trainer"]["max_epoch"] = 3

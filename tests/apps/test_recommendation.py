@@ -59,7 +59,7 @@ def test_bad_recipe_field_is_named(tmp_path) -> None:
         run(broken, seeds=[0], out_dir=tmp_path, quick=True)
     broken = copy.deepcopy(cfg)
     broken["experiment"]["optim"]["lr"] = -1
-    with pytest.raises(ValueError, match=r"'experiment': optim\.lr must be > 0"):
+    with pytest.raises(ValueError, match=r"'experiment': optim\.lr must be a finite number > 0"):
         run(broken, seeds=[0], out_dir=tmp_path, quick=True)
 
 

@@ -44,7 +44,7 @@ def test_quick_sentiment_beats_majority(tmp_path) -> None:
     ("path", "value", "match"),
     [
         (("experiment", "trainer", "max_epochs"), "many", r"trainer\.max_epochs"),
-        (("experiment", "optim", "lr"), 0, r"optim\.lr must be > 0"),
+        (("experiment", "optim", "lr"), 0, r"optim\.lr must be a finite number > 0"),
         (("experiment", "model", "hidden"), 8, r"unknown key 'model\.hidden'"),
         (("experiment", "model", "cell"), "transformer", r"model\.cell"),
         (("baselines", "C_grid"), [], r"baselines\.C_grid"),

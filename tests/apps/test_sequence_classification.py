@@ -100,7 +100,7 @@ def test_bad_recipe_names_the_field(tmp_path) -> None:
 
     fails("datasets", datasets=["mnist"])
     fails(r"unknown key 'frames'", frames=3)
-    fails(r"optim\.lr must be > 0", experiment={"optim": {"lr": -1}})
+    fails(r"optim\.lr must be a finite number > 0", experiment={"optim": {"lr": -1}})
     fails(r"unknown key 'model\.cel'", experiment={"model": {"cel": "gru"}})
     # the old per-app training block is gone: training keys are `rnnkit fit`'s
     fails(r"unknown key 'train\.epochs'", train={"epochs": 3})

@@ -194,6 +194,11 @@ _CLASS_RE = re.compile(
     r'(?:Parser key "([\w.]+)"|([\w.]+)):\s*Problem with given class_path \'[\w.]+\':\s*'
     r"Option '([\w.]+)' is not accepted"
 )
+_CLASS_VALUE_RE = re.compile(
+    r'(?:Parser key "([\w.]+)"|([\w.]+)):\s*Problem with given class_path \'[\w.]+\':\s*'
+    r'Parser key "([\w.]+)":\s*(.+)',
+    re.S,
+)
 # Unknown keys: in a YAML file / on the command line, and in a mapping (``experiment_from_dict``).
 _KEY_RE = re.compile(
     r"(?:Key|key) '([\w.]+)' is not expected|unrecognized arguments: (\S+)"
@@ -221,6 +226,10 @@ def explain_error(cls: type[Any], message: str) -> str:
     m = _CLASS_RE.search(message)
     if m:
         return _unknown(cls, f"{m.group(1) or m.group(2)}.{m.group(3)}")
+    m = _CLASS_VALUE_RE.search(message)
+    if m:  # a wrong value inside such a section: name it by its dotted key
+        detail = re.sub(r"<class '([\w.]+)'>", r"\1", " ".join(m.group(4).split()))
+        return f"{m.group(1) or m.group(2)}.{m.group(3)}: {detail[:300]}"
     m = _KEY_RE.search(message)
     if m:
         return _unknown(cls, (m.group(1) or m.group(2) or m.group(3)).lstrip("-"))
