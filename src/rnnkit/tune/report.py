@@ -118,8 +118,13 @@ def write_outputs(
     """Write trials.csv, the plots and best.yaml; refit best (and the recipe); the report."""
     atomic_write_text(root / "trials.csv", trials_csv(study))
     skipped = write_plots(study, root)
-    tuned = with_params(base, dict(best.params))
-    where = f"{options.cv}-fold cross-validation on train" if options.cv else "validation split"
+    values = dict(best.user_attrs.get("values", best.params))  # what the best trial ran
+    tuned = with_params(base, values)
+    where = (
+        f"{options.cv}-fold cross-validation on train + validation"
+        if options.cv
+        else "validation split"
+    )
     header = (
         f"Tuned by rnnkit tune: study {study.study_name!r}, trial {best.number}, "
         f"{metric} {best.value:.6g} ({where}).\n"
@@ -149,7 +154,7 @@ def write_outputs(
         "best": {
             "number": best.number,
             "value": best.value,
-            "params": dict(best.params),
+            "params": values,
             "fold_values": best.user_attrs.get("fold_values"),
         },
         "recipe_trial": None

@@ -300,6 +300,7 @@ class _Objective:
         import optuna
 
         params = {p.key: p.suggest(trial) for p in self.space}
+        trial.set_user_attr("values", params)  # as applied (stepped floats rounded)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if self.cv == 0:
             experiment = self._experiment(params, f"{trial.number:04d}")
