@@ -409,6 +409,9 @@ class _Curve(L.Callback):
     def __init__(self) -> None:
         self.values: list[float] = []
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.values = []  # the curve of the last fit: the chosen seed's, not the restart probes'
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.values.append(round(float(trainer.callback_metrics["val_nll"]), 4))

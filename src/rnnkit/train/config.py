@@ -169,6 +169,11 @@ class TrainerConfig:
     diagnostics_every: int = 0  # gradient flow etc. every N steps into RUN/diagnostics (0: off)
     # Non-finite loss/gradient steps are always skipped; this many in a row stop the run.
     nonfinite_patience: int = 5
+    # Random restarts selected on validation: with restarts = K > 1, K probe runs of
+    # ``restart_steps`` steps (seeds seed*K .. seed*K+K-1) are scored on the monitored metric
+    # and only the best seed is trained in full (probes under RUN/restarts/, scores in summary).
+    restarts: int = 1
+    restart_steps: int = 100
 
     def __post_init__(self) -> None:
         k = "trainer."
@@ -251,6 +256,8 @@ class TrainerConfig:
         _need(
             self.nonfinite_patience >= 1, k + "nonfinite_patience", ">= 1", self.nonfinite_patience
         )
+        _need(self.restarts >= 1, k + "restarts", ">= 1 (1: no restarts)", self.restarts)
+        _need(self.restart_steps >= 1, k + "restart_steps", ">= 1", self.restart_steps)
 
 
 @dataclass

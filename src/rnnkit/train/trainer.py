@@ -16,7 +16,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +345,10 @@ def fit(
     - ``data``: in-memory samples for `build` (ignored when ``built`` is given).
     """
     start = time.perf_counter()
+    restarts: dict[str, Any] = {}
+    if experiment.trainer.restarts > 1 and resume is None:
+        experiment, restarts = pick_restart(experiment, data=data, callbacks=callbacks)
+        built = None  # the chosen seed builds its own (initial weights follow the seed)
     run_dir = resolve_run_dir(experiment, resume=resume)
     if _is_rank_zero():
         for orphan in clean_orphans(run_dir):
@@ -404,8 +408,60 @@ def fit(
     wall = time.perf_counter() - start
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
-        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
+        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path, restarts)
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def pick_restart(
+    experiment: Any, *, data: Any = None, callbacks: Sequence[Callback] = ()
+) -> tuple[Any, dict[str, Any]]:
+    """Random restarts selected on validation (``trainer.restarts`` = K > 1).
+
+    Small recurrent models on small data sometimes land in a poor basin from one seed and
+    train well from another; which one shows early in the validation curve. Each of K probes
+    (seeds ``seed*K .. seed*K+K-1``, so the probe sets of different seeds never overlap) trains
+    for ``trainer.restart_steps`` steps under ``RUN/restarts/seed-N``; the seed whose best
+    checkpoint scores best on the monitored metric is returned in an experiment with
+    ``restarts: 1``, which is what the run's ``config.yaml`` records, so the final run
+    reproduces from it alone. Only validation is read; the probes never see the test split.
+    """
+    t, k = experiment.trainer, experiment.trainer.restarts
+    run_dir = resolve_run_dir(experiment, resume=None)
+    root = run_dir / "restarts"
+    scores: dict[int, float] = {}
+    monitor = mode = ""
+    for i in range(k):
+        seed = experiment.seed * k + i
+        probe = replace(
+            experiment,
+            seed=seed,
+            trainer=replace(t, restarts=1, max_steps=t.restart_steps, max_time=None),
+            run=replace(
+                experiment.run, root=str(root), name=f"seed-{seed}", test=False, plot=False
+            ),
+        )
+        result = fit(probe, data=data, callbacks=callbacks)
+        monitor, mode = result.summary.get("monitor", ""), result.summary.get("monitor_mode", "")
+        value = result.metrics.get(monitor, math.nan)
+        scores[seed] = value if math.isfinite(value) else (math.inf if mode == "min" else -math.inf)
+    chosen = (min if mode == "min" else max)(scores, key=lambda s: scores[s])
+    final = replace(
+        experiment,
+        seed=chosen,
+        trainer=replace(t, restarts=1),
+        run=replace(experiment.run, root=str(run_dir.parent), name=run_dir.name),
+    )
+    info = {
+        "restarts": {
+            "requested_seed": experiment.seed,
+            "chosen_seed": chosen,
+            "probe_steps": t.restart_steps,
+            "monitor": monitor,
+            "probe_scores": {str(s): v for s, v in scores.items()},
+        }
+    }
+    print(f"restarts: seed {chosen} chosen on {monitor} among {sorted(scores)}")
+    return final, info
 
 
 def _test_best(trainer: L.Trainer, built: Built, best_path: Path) -> dict[str, float]:
@@ -445,6 +501,7 @@ def _finish(
     metrics: dict[str, float],
     wall: float,
     best_path: Path,
+    restarts: dict[str, Any],
 ) -> dict[str, Any]:
     module = built.module
     model = module.model
@@ -488,6 +545,7 @@ def _finish(
             "artifact": "artifact/",
         },
         **extras,
+        **restarts,
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
