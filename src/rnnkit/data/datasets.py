@@ -149,7 +149,18 @@ def _forecast(
     opts: dict[str, Any],
 ) -> DataSplits:
     data = prepare_forecasting(frame, targets=[target], **{**defaults, **opts})
-    return DataSplits(info, data.train, data.val, data.test, {"data": data, "scaler": data.scaler})
+    meta = {"data": data, "scaler": data.scaler, "season": _season(frame.index)}
+    return DataSplits(info, data.train, data.val, data.test, meta)
+
+
+def _season(index: pd.Index) -> int:
+    """The usual season of a time index's frequency (12 for months, ...; 1 when it has none)."""
+    from rnnkit.data.formats.forecast import season_of
+
+    freq = getattr(index, "freqstr", None)
+    if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) > 2:
+        freq = pd.infer_freq(index)
+    return season_of(freq) if freq else 1
 
 
 @register(

@@ -343,6 +343,9 @@ def fit(
     - ``test``: then score the test split with the best checkpoint (``test_*`` metrics, also in
       ``summary.json``); None follows ``run.test``.
     - ``data``: in-memory samples for `build` (ignored when ``built`` is given).
+
+    A run with final numbers (``final_eval`` or ``test``) ends with the task's baselines on the
+    same split and the verdict in its summary (`rnnkit.evaluate.reference.judge`).
     """
     start = time.perf_counter()
     run_dir = resolve_run_dir(experiment, resume=resume)
@@ -405,6 +408,10 @@ def fit(
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
         summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
+        if final_eval or test:  # the run's final numbers: the baselines and verdict beside them
+            from rnnkit.evaluate.reference import judge_run
+
+            summary.update(judge_run(built, metrics, experiment, run_dir))
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 
