@@ -326,12 +326,12 @@ class TagEncoder:
             raise ValueError(f"{data.path}: no tags in this file; evaluation needs them")
         table = {t: i for i, t in enumerate(self.tags)}
         labels = []
-        for sent, row in zip(data.tags, data.rows, strict=True):
+        for i, sent in enumerate(data.tags):
             for k, tag in enumerate(sent):
                 if tag not in table:
                     raise ValueError(
-                        f"{data.path} row {row + k}: tag {tag[:30]!r} is not among the training "
-                        f"tags {self.tags[:10]}{' ...' if len(self.tags) > 10 else ''}"
+                        f"{data.path} row {data.row_of(i, k)}: tag {tag[:30]!r} is not among the "
+                        f"training tags {self.tags[:10]}{' ...' if len(self.tags) > 10 else ''}"
                     )
             labels.append(np.asarray([table[t] for t in sent], dtype=np.int64))
         return SequenceDataset(self.inputs(data), labels, source=data.path)
