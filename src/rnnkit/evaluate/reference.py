@@ -316,7 +316,10 @@ def judge(built: Any, metrics: dict[str, float], experiment: Any) -> dict[str, A
     else:
         from rnnkit.evaluate.run_inputs import run_inputs
 
-        kind, inputs = run_inputs(built, experiment, split=split)
+        found = run_inputs(built, experiment, split=split)
+        if found is None:
+            return {}
+        kind, inputs = found
         scores = suite_scores(kind, inputs, dtw_max_cells=settings.dtw_max_cells)
     mine.update(extra)
     report: dict[str, Any] = {"baselines": scores, "baselines_split": split}

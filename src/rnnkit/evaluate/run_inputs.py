@@ -91,8 +91,9 @@ def _forecast(built: Any, experiment: Any, held: list[Any], split: str) -> dict[
     }
 
 
-def run_inputs(built: Any, experiment: Any, *, split: str) -> tuple[str, dict[str, Any]]:
-    """(suite, inputs) of the baselines of ``built``, scored on ``split`` ("val" or "test")."""
+def run_inputs(built: Any, experiment: Any, *, split: str) -> tuple[str, dict[str, Any]] | None:
+    """(suite, inputs) of the baselines of ``built``, scored on ``split`` ("val" or "test");
+    None for a datamodule an application wrote itself (its samples are not ours to read)."""
     task = experiment.task
     if task == "language_model" and hasattr(built.datamodule, "corpus"):
         corpus = built.datamodule.corpus
@@ -101,7 +102,9 @@ def run_inputs(built: Any, experiment: Any, *, split: str) -> tuple[str, dict[st
             "test": [getattr(corpus, split)],
             "vocab_size": len(corpus.vocab),
         }
-    parts = built.datamodule.parts
+    parts = getattr(built.datamodule, "parts", None)
+    if parts is None or parts[1] is None or (split == "test" and parts[2] is None):
+        return None
     train, val = _samples(parts[0]), _samples(parts[1])
     held = val if split == "val" else _samples(parts[2])
     if task == "language_model":
