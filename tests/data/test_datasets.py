@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -188,3 +189,35 @@ def test_bach_chorales(
         pitches = np.concatenate([s[:, 0].numpy() for s in data.train.sequences])
         assert ((pitches == 0) | ((pitches >= 55) & (pitches <= 84))).all()  # soprano range
     assert (cache / "bach_chorales_v1_10.npz").is_file()
+
+
+def test_registry_scaler_is_fitted_on_the_training_rows_left_after_the_validation_carve() -> None:
+    raw = load("japanese_vowels", scale=False, val_fraction=0.2, seed=1)
+    data = load("japanese_vowels", val_fraction=0.2, seed=1)
+    assert [len(data.train), len(data.val)] == [216, 54]
+    train = np.concatenate([np.asarray(s, dtype=np.float64) for s in raw.train.sequences])
+    everything = np.concatenate([train, *(np.asarray(s) for s in raw.val.sequences)])
+    scaler = data.meta["scaler"]
+    np.testing.assert_allclose(scaler.shift, train.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(scaler.scale, train.std(0), rtol=1e-6)
+    assert np.abs(scaler.shift - everything.mean(0)).max() > 1e-3  # val rows would move it
+    # stratified: each of the 9 speakers (30 rows each) gives 6 rows to validation
+    assert np.bincount(np.asarray(data.val.labels)).tolist() == [6] * 9
+
+
+def test_registry_val_and_test_rows_do_not_move_the_scaler(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sktime.datasets
+
+    real = sktime.datasets.load_gunpoint
+
+    def shifted(*, split: str, return_X_y: bool) -> Any:
+        frame, labels = real(split=split, return_X_y=return_X_y)
+        if split == "test":
+            frame = frame.map(lambda s: s + 1000.0)  # only the test rows change
+        return frame, labels
+
+    before = load("gunpoint", val_fraction=0.2, seed=1).meta["scaler"]
+    monkeypatch.setattr(sktime.datasets, "load_gunpoint", shifted)
+    after = load("gunpoint", val_fraction=0.2, seed=1)
+    np.testing.assert_array_equal(after.meta["scaler"].shift, before.shift)
+    assert float(after.test.sequences[0].mean()) > 100  # the test rows did change

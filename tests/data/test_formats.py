@@ -253,3 +253,30 @@ def test_conll(tmp_path: Path) -> None:
         read_conll(_write(tmp_path, "c.conll", "EU B-ORG\nrejects O O\n"))
     with pytest.raises(ValueError, match=r"c.conll: file holds only blank space"):
         read_conll(_write(tmp_path, "c.conll", "\n\n"))
+
+
+def test_conll_messages_name_the_real_line_past_comments_docstart_and_odd_breaks(
+    tmp_path: Path,
+) -> None:
+    from rnnkit.data.formats.encode import TagEncoder
+
+    train = read_conll(_write(tmp_path, "train.conll", "EU B-ORG\nrejects O\n"))
+    enc = TagEncoder.fit(train)
+    # Line 1 DOCSTART, 2 blank, 3 a comment, 4 a token, 5 a comment inside the sentence, 6 a
+    # CoNLL-U multi-word range, 7 the bad tag; a form feed and U+2028 in comments are no breaks.
+    text = "-DOCSTART- O\n\n# d\x0coc\nEU B-ORG\n# no\u2028te\n1-2 x\nPeter B-PER\n"
+    test = read_conll(_write(tmp_path, "test.conll", text))
+    assert test.rows == [4] and test.token_rows == [[4, 7]]
+    with pytest.raises(
+        ValueError, match=r"test.conll row 7: tag 'B-PER' is not among the training"
+    ):
+        enc.dataset(test)
+    bad = "# a\r\n# b\r\nEU B-ORG\r\n\r\n# c\r\nrejects O O\r\n"
+    with pytest.raises(ValueError, match=r"c.conll row 6: 3 fields but earlier token lines have 2"):
+        read_conll(_write(tmp_path, "c.conll", bad))
+    with pytest.raises(
+        ValueError, match=r"c.conll row 4, column 2: 1 fields but the token and tag"
+    ):
+        read_conll(_write(tmp_path, "c.conll", "-DOCSTART- O\n\n# x\nrejects\n"))
+    split = read_conll(_write(tmp_path, "s.conll", "# a\nA O\n\n# b\n# c\nB O\n")).take([1])
+    assert split.rows == [6] and split.row_of(0, 0) == 6

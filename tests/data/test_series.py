@@ -51,8 +51,16 @@ def test_load_csv_columns_time_and_missing(tmp_path: Path) -> None:
             r"s\.csv row 1, column 'y': no such column; the header has \['a', 'b'\]$",
         ),
         ("y,x\n,1\nNA,2\n", {}, r"s\.csv rows 2-3, column 'y': every value is missing$"),
-        ("y,x\n1,2\n3\n", {}, r"s\.csv row 3, column 2: 1 fields but the header has 2$"),
-        ("y,x\n1,2\n3,4,5\n", {}, r"s\.csv row 3, column 3: 3 fields but the header has 2$"),
+        (
+            "y,x\n1,2\n3\n",
+            {},
+            r"s\.csv row 3, column 2: 1 fields but the header has 2 \(ragged row\)$",
+        ),
+        (
+            "y,x\n1,2\n3,4,5\n",
+            {},
+            r"s\.csv row 3, column 3: 3 fields but the header has 2 \(ragged row\)$",
+        ),
         ("y\n", {}, r"s\.csv: the header has no data rows under it$"),
         ("\n\n", {}, r"s\.csv: no header row \(the file holds only blank lines\)$"),
         ("y,y\n1,2\n", {}, r"s\.csv row 1: repeated column names \['y'\]$"),

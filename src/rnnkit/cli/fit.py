@@ -73,9 +73,10 @@ def main(args: Sequence[str]) -> int:
 
         print(plan(experiment, resume=resume))
         return 0
-    from rnnkit.evaluate.reference import fit_and_judge
+    from rnnkit.evaluate.reference import judge_run
+    from rnnkit.train.trainer import fit
 
-    result = fit_and_judge(experiment, resume=resume)
+    result = fit(experiment, resume=resume, judge=judge_run)
     if result.summary:
         m = result.metrics
         shown = ", ".join(f"{k} {m[k]:.4g}" for k in SHOWN if k in m)

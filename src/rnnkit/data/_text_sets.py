@@ -8,7 +8,6 @@ only their data files are read.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import sysconfig
@@ -17,11 +16,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from rnnkit.data._registry import DatasetInfo, DataSplits, _seeded_split, package_dir, register
 from rnnkit.data.batching import SequenceDataset
 from rnnkit.data.text import Vocab, read_text, word_tokenize
+
+
+def _compressed_text(path: str | os.PathLike[str]) -> str:
+    """A ``.bz2``/``.gz``/``.xz`` file, or a ``.zip`` holding one file, decoded as UTF-8."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    name = str(path)
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(name) as archive:
+                members = [m for m in archive.namelist() if not m.endswith("/")]
+                if len(members) != 1:
+                    raise ValueError(f"{path}: the zip holds {len(members)} files; give it one")
+                data = archive.read(members[0])
+        else:
+            opener: Any = {".bz2": bz2.open, ".gz": gzip.open, ".xz": lzma.open}[Path(name).suffix]
+            with opener(name, "rb") as f:
+                data = f.read()
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable compressed file ({err})") from None
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: byte {err.start} is not UTF-8 ({err.reason})") from None
 
 
 def read_labelled_csv(
@@ -32,35 +57,35 @@ def read_labelled_csv(
     keep_labels: tuple[str, ...] | None = None,
     drop_missing_text: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """Texts and labels from a CSV (plain or ``.bz2``/``.gz``/``.zip``/``.xz``, read with pandas).
+    """Texts and labels from a CSV (plain or ``.bz2``/``.gz``/``.zip``/``.xz``), read by the
+    package's one CSV reader (`rnnkit.data.formats._common.read_delimited`).
 
     Rows whose label is outside ``keep_labels`` are skipped; a missing label raises a `ValueError`
-    naming the file, row (data row + 1 for the header) and column; so does a missing text unless
+    naming the file, row (its line in the file) and column; so does a missing text unless
     ``drop_missing_text``.
     """
+    from rnnkit.data.formats._common import read_delimited
+
     compressed = str(path).endswith((".bz2", ".gz", ".zip", ".xz"))
-    try:
-        source: Any = path if compressed else io.StringIO(read_text(path))
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"{path}: not readable as CSV ({type(err).__name__}: {err})") from None
+    text = _compressed_text(path) if compressed else read_text(path).removeprefix("\ufeff")
+    table = read_delimited(str(path), text)
     for col in (text_column, label_column):
-        if col not in frame.columns:
+        if col not in table.columns:
             raise ValueError(
-                f"{path} row 1, column {col!r}: no such column; the header has "
-                f"{list(frame.columns)}"
+                f"{path} row 1, column {col!r}: no such column; the header has {table.columns}"
             )
     texts, labels = [], []
-    for i, (text, label) in enumerate(zip(frame[text_column], frame[label_column], strict=True)):
-        row = i + 2
+    for i, (text, label) in enumerate(
+        zip(table.column(text_column), table.column(label_column), strict=True)
+    ):
         if not label.strip():
-            raise ValueError(f"{path} row {row}, column {label_column!r}: label is missing")
+            raise ValueError(f"{table.where(i, label_column)}: label is missing")
         if keep_labels is not None and label not in keep_labels:
             continue
         if not text.strip():
             if drop_missing_text:
                 continue
-            raise ValueError(f"{path} row {row}, column {text_column!r}: text is missing")
+            raise ValueError(f"{table.where(i, text_column)}: text is missing")
         texts.append(text)
         labels.append(label)
     if not texts:

@@ -65,42 +65,45 @@ def _sorted_classes(labels: np.ndarray) -> list[str]:
 def _sktime_classification(
     info: DatasetInfo, loader: str, *, scale: bool = True, val_fraction: float = 0.0, seed: int = 0
 ) -> DataSplits:
+    """The official train/test files; ``val_fraction`` > 0 carves a validation split from train,
+    stratified by class with ``seed``, exactly as a run on the same rows written as user files
+    (`rnnkit.data.formats.encode.holdout`). The scaler is fitted afterwards, on the rows left for
+    training only, in float64 as a user file is read."""
     import sktime.datasets
+
+    from rnnkit.data.formats.encode import holdout
 
     parts = {}
     for split in ("train", "test"):
         frame, labels = getattr(sktime.datasets, loader)(split=split, return_X_y=True)
         seqs = [
             np.stack(
-                [np.asarray(frame.iloc[i, j], dtype=np.float32) for j in range(frame.shape[1])], 1
+                [np.asarray(frame.iloc[i, j], dtype=np.float64) for j in range(frame.shape[1])], 1
             )
             for i in range(len(frame))
         ]  # each (T_i, C)
-        parts[split] = (seqs, np.asarray(labels))
+        parts[split] = (seqs, np.asarray(labels).astype(str))
     classes = _sorted_classes(parts["train"][1])
+    if val_fraction > 0:
+        seqs, labels = parts.pop("train")
+        keep, held = holdout(len(seqs), val_fraction, seed=seed, labels=labels.tolist())
+        parts = {
+            "train": ([seqs[i] for i in keep], labels[keep]),
+            "val": ([seqs[i] for i in held], labels[held]),
+            **parts,
+        }
     scaler = StandardScaler().fit(np.concatenate(parts["train"][0]))
     out: dict[str, SequenceDataset] = {}
     for split, (seqs, labels) in parts.items():
         if scale:
-            seqs = [scaler.transform(s.astype(np.float64)).astype(np.float32) for s in seqs]
+            seqs = [scaler.transform(s) for s in seqs]
         out[split] = SequenceDataset(
-            seqs, _class_ids(labels, classes), source=f"{info.name} {split}"
+            [s.astype(np.float32) for s in seqs],
+            _class_ids(labels, classes),
+            source=f"{info.name} {split}",
         )
-    val = None
-    if val_fraction > 0:
-        train = out["train"]
-        keep, held, _ = _seeded_split(
-            len(train), val_fraction=val_fraction, test_fraction=0, seed=seed
-        )
-        val = _subset(train, held, f"{info.name} val")
-        out["train"] = _subset(train, keep, f"{info.name} train")
     meta = {"classes": classes, "n_features": out["train"].sequences[0].shape[1], "scaler": scaler}
-    return DataSplits(info, out["train"], val, out["test"], meta)
-
-
-def _subset(data: SequenceDataset, idx: np.ndarray, source: str) -> SequenceDataset:
-    labels = None if data.labels is None else [data.labels[i] for i in idx]
-    return SequenceDataset([data.sequences[i] for i in idx], labels, source=source)
+    return DataSplits(info, out["train"], out.get("val"), out["test"], meta)
 
 
 _UCR = "UCR/UEA archive (free for research; cite the archive); bundled by sktime (BSD-3-Clause)"
@@ -146,7 +149,18 @@ def _forecast(
     opts: dict[str, Any],
 ) -> DataSplits:
     data = prepare_forecasting(frame, targets=[target], **{**defaults, **opts})
-    return DataSplits(info, data.train, data.val, data.test, {"data": data, "scaler": data.scaler})
+    meta = {"data": data, "scaler": data.scaler, "season": _season(frame.index)}
+    return DataSplits(info, data.train, data.val, data.test, meta)
+
+
+def _season(index: pd.Index) -> int:
+    """The usual season of a time index's frequency (12 for months, ...; 1 when it has none)."""
+    from rnnkit.data.formats.forecast import season_of
+
+    freq = getattr(index, "freqstr", None)
+    if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) > 2:
+        freq = pd.infer_freq(index)
+    return season_of(freq) if freq else 1
 
 
 @register(

@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from rnnkit.data._csv import read_rows
 from rnnkit.data._scalers import (
     MinMaxScaler,
     RobustScaler,
@@ -31,6 +30,8 @@ from rnnkit.data._scalers import (
     StandardScaler,
     make_scaler,
 )
+from rnnkit.data.formats._common import BOM, read_delimited
+from rnnkit.data.text import read_text
 
 __all__ = [
     "CategoryEncoder",
@@ -85,15 +86,14 @@ def load_csv(
     targets = [target] if isinstance(target, str) else list(target)
     if not targets:
         raise ValueError(f"{path}: name at least one target column")
-    header, rows, lines = read_rows(path)
+    table = read_delimited(str(path), read_text(path).removeprefix(BOM))
+    header, rows, lines = table.columns, table.rows, table.lines
     wanted = [*targets, *numeric, *categorical] + ([time] if time else [])
     for col in wanted:
         if col not in header:
             raise ValueError(
                 f"{path} row 1, column {col!r}: no such column; the header has {header}"
             )
-    if not rows:
-        raise ValueError(f"{path}: the header has no data rows under it")
     raw = pd.DataFrame(rows, columns=header, dtype=object)
     out: dict[str, Any] = {}
     for col in [*targets, *numeric]:

@@ -73,8 +73,9 @@ def _fit_until(
     n_val = max(1, len(train) // 10)
     name = f"{experiment.run.name or 'backtest'}-{tag}"
     run = dataclasses.replace(experiment.run, name=name, test=False)
+    no_suite = dataclasses.replace(experiment.evaluate, baselines=False)  # scored per origin here
     result = fit(
-        dataclasses.replace(experiment, run=run),
+        dataclasses.replace(experiment, run=run, evaluate=no_suite),
         data=DataParts(train[:-n_val], train[-n_val:], None),
     )
     return load_run(result.run_dir).model, str(result.run_dir)

@@ -1,7 +1,10 @@
 """The baselines every `rnnkit fit` / `rnnkit test` reports beside the model, and the verdict.
 
-Each suite is cheap by default and scored on the very split the model is scored on, in the same
-units (forecasts in the scaled units of each series, as the model's metrics are). The verdict says
+Every run has them, whatever its data: the user's files, a registry set, a synthetic task or
+in-memory `DataParts` (`rnnkit.evaluate.run_inputs` reads the inputs of those). Each suite is
+cheap by default and scored on the very split the model is scored on (the test split, or the
+validation split of a run without ``run.test``), in the same units (forecasts in the scaled units
+of each series, language models in bits per token, as the model's metrics are). The verdict says
 plainly whether the model beats each baseline on the task's headline metric; a tie does not
 count as beating. ``evaluate.baselines: false`` in a recipe skips all of it.
 """
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rnnkit.evaluate.baselines import (
+    NGram,
     dtw_distances,
     ets_forecast,
     euclidean_distances,
@@ -34,7 +38,10 @@ HEADLINE = {
     "text": ("accuracy", True),
     "forecasting": ("mae", False),
     "seq2seq": ("exact_match", True),
+    "seq2seq_ids": ("exact_match", True),
     "tagging": ("accuracy", True),
+    "language_model": ("bpc", False),  # bits per token of the stream (per character at char level)
+    "sequence_lm": ("bpt", False),  # bits per predicted token of independent sequences
 }
 
 NAMES = {
@@ -48,6 +55,8 @@ NAMES = {
     "ets": "ETS",
     "most_frequent": "most-frequent output",
     "most_frequent_tag": "most-frequent tag per token",
+    "unigram": "unigram",
+    "bigram": "bigram",
 }
 
 
@@ -107,7 +116,7 @@ def series_baselines(
     xt, yt = list(test[0]), np.asarray(test[1])
     out: Scores = {}
     if regression:
-        out["mean"] = _regression_scores(yt, np.full(len(yt), ys.mean()))
+        out["mean"] = _regression_scores(yt, np.broadcast_to(ys.mean(axis=0), yt.shape))
     else:
         values, counts = np.unique(ys, return_counts=True)
         out["majority"] = _class_scores(yt, np.full(len(yt), values[np.argmax(counts)]))
@@ -210,6 +219,66 @@ def tagging_baselines(
     return {"most_frequent_tag": _class_scores(gold, pred)}
 
 
+def seq2seq_id_baselines(
+    train_targets: Sequence[tuple[int, ...]], test_targets: Sequence[tuple[int, ...]]
+) -> Scores:
+    """The most frequent training target (token ids) for every test source: exact match and
+    token accuracy as the seq2seq task counts them (position by position over the real target)."""
+    counts = Counter(train_targets)
+    top = min(counts, key=lambda t: (-counts[t], t))
+    exact = float(np.mean([t == top for t in test_targets]))
+    tokens = sum(len(t) for t in test_targets)
+    same = sum(sum(a == b for a, b in zip(t, top, strict=False)) for t in test_targets)
+    return {"most_frequent": {"exact_match": exact, "token_accuracy": same / max(tokens, 1)}}
+
+
+def lm_baselines(
+    train: Sequence[Sequence[int]],
+    test: Sequence[Sequence[int]],
+    *,
+    vocab_size: int,
+    unit: str,
+    max_bigram_cells: float = 2.5e7,
+) -> Scores:
+    """Unigram and bigram (add-0.1) models of the training tokens, in bits per predicted token
+    of ``test`` (each sequence's first token is context only, as for the model). The bigram
+    table is ``vocab_size``^2 floats: skipped past ``max_bigram_cells`` (a large vocabulary)."""
+    out: Scores = {
+        "unigram": {unit: NGram(vocab_size, order=1).fit(train).bits(test, skip_first=True)}
+    }
+    if vocab_size * vocab_size <= max_bigram_cells:
+        bigram = NGram(vocab_size, order=2).fit(train)
+        out["bigram"] = {unit: bigram.bits(test, skip_first=True)}
+    return out
+
+
+def suite_scores(kind: str, r: dict[str, Any], *, dtw_max_cells: float) -> Scores:
+    """The baseline scores of suite ``kind`` on its inputs ``r`` (seq2seq on strings is scored
+    by `baselines_of`, which decodes the model too)."""
+    if kind in ("classification", "regression"):
+        return series_baselines(
+            r["train"], r["test"], regression=kind == "regression", dtw_max_cells=dtw_max_cells
+        )
+    if kind == "text":
+        return text_baselines(r["train"], r["val"], r["test"])
+    if kind == "tagging":
+        return tagging_baselines(r["train"], r["test"])
+    if kind == "forecasting":
+        return forecast_baselines(
+            r["series"],
+            r["origins"],
+            horizon=r["horizon"],
+            season=r["season"],
+            naive_scale=r["naive_scale"],
+        )
+    if kind == "seq2seq_ids":
+        return seq2seq_id_baselines(r["train_targets"], r["test_targets"])
+    if kind in ("language_model", "sequence_lm"):
+        unit = HEADLINE[kind][0]
+        return lm_baselines(r["train"], r["test"], vocab_size=r["vocab_size"], unit=unit)
+    raise ValueError(f"no baseline suite for {kind!r}")
+
+
 # ---- runs on the user's files: score the suite of a `Built`, report beside the model ----
 
 
@@ -217,22 +286,6 @@ def baselines_of(user: Any, model: Any, *, dtw_max_cells: float) -> tuple[dict[s
     """Extra model metrics (seq2seq: BLEU, chrF of greedy decodes) and the baseline scores of
     a run on the user's files (``user``: its `rnnkit.train.user_data.UserFiles`)."""
     r = user.reference
-    if user.kind in ("classification", "regression"):
-        return {}, series_baselines(
-            r["train"], r["test"], regression=user.kind == "regression", dtw_max_cells=dtw_max_cells
-        )
-    if user.kind == "text":
-        return {}, text_baselines(r["train"], r["val"], r["test"])
-    if user.kind == "tagging":
-        return {}, tagging_baselines(r["train"], r["test"])
-    if user.kind == "forecasting":
-        return {}, forecast_baselines(
-            r["series"],
-            r["origins"],
-            horizon=r["horizon"],
-            season=r["season"],
-            naive_scale=r["naive_scale"],
-        )
     if user.kind == "seq2seq":
         from rnnkit.data.formats.encode import PairEncoder
         from rnnkit.train.user_data import greedy_strings
@@ -241,20 +294,43 @@ def baselines_of(user: Any, model: Any, *, dtw_max_cells: float) -> tuple[dict[s
         outputs = greedy_strings(model, enc, r["test_sources"], r["max_len"])
         mine = text_scores(outputs, r["test_targets"])
         return mine, seq2seq_baselines(r["train_targets"], r["test_targets"])
-    raise ValueError(f"no baseline suite for {user.kind!r}")
+    return {}, suite_scores(user.kind, r, dtw_max_cells=dtw_max_cells)
 
 
 def judge(built: Any, metrics: dict[str, float], experiment: Any) -> dict[str, Any]:
-    """The baselines and the verdict of a run whose ``test_*`` metrics are in ``metrics``;
-    {} unless the run is on the user's files with ``evaluate.baselines`` on."""
-    user = built.user_files
-    if user is None or not experiment.evaluate.baselines:
+    """The baselines and the verdict of any run, on the split its metrics score: the test split
+    when ``metrics`` has ``test_*`` values, else the validation split; {} with
+    ``evaluate.baselines: false``. The model is ``built.module.model`` as it stands (the best
+    checkpoint's weights after `fit`)."""
+    settings = getattr(experiment, "evaluate", None)
+    if settings is None or not settings.baselines:
         return {}
+    split = "test" if any(k.startswith("test_") for k in metrics) else "val"
+    mine = {k.removeprefix(f"{split}_"): v for k, v in metrics.items() if k.startswith(f"{split}_")}
     model = built.module.model.eval()
-    extra, scores = baselines_of(user, model, dtw_max_cells=experiment.evaluate.dtw_max_cells)
-    mine = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
+    extra: dict[str, float] = {}
+    user = built.user_files
+    if user is not None:
+        kind = user.kind
+        extra, scores = baselines_of(user, model, dtw_max_cells=settings.dtw_max_cells)
+    else:
+        from rnnkit.evaluate.run_inputs import run_inputs
+
+        found = run_inputs(built, experiment, split=split)
+        if found is None:
+            return {}
+        kind, inputs = found
+        scores = suite_scores(kind, inputs, dtw_max_cells=settings.dtw_max_cells)
     mine.update(extra)
-    return {"test_extra": extra, "baselines": scores, "verdict": verdict(user.kind, mine, scores)}
+    report: dict[str, Any] = {"baselines": scores, "baselines_split": split}
+    if extra:
+        report[f"{split}_extra"] = extra
+    metric = HEADLINE[kind][0]
+    if metric in mine:
+        report["verdict"] = verdict(kind, mine, scores)
+        if split == "val":  # say so: the checkpoint was chosen on this split
+            report["verdict"]["line"] = "validation split: " + report["verdict"]["line"]
+    return report
 
 
 def _update_summary(run_dir: Any, entries: dict[str, Any]) -> None:
@@ -270,24 +346,20 @@ def _update_summary(run_dir: Any, entries: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2))
 
 
-def fit_and_judge(experiment: Any, *, resume: str | None = None) -> Any:
-    """`rnnkit.train.fit`, then, for runs on the user's files, the baselines on the same test
-    split and the verdict, added to the result's and ``summary.json``'s summary."""
-    from rnnkit.train.trainer import build, fit
-
-    built = build(experiment)
-    result = fit(experiment, resume=resume, built=built)
-    if result.summary:
-        report = judge(built, result.metrics, experiment)
-        if report:
-            result.summary.update(report)
-            _update_summary(result.run_dir, report)
-    return result
+def judge_run(
+    built: Any, metrics: dict[str, float], experiment: Any, run_dir: Any
+) -> dict[str, Any]:
+    """`judge`, added to the run's ``summary.json``; `rnnkit.train.fit` calls it at the end of
+    every run."""
+    report = judge(built, metrics, experiment)
+    if report:
+        _update_summary(run_dir, report)
+    return report
 
 
 def test_report(run_dir: str) -> dict[str, Any]:
-    """``rnnkit test``: the run's test metrics and, for runs on the user's files, the baselines
-    on the same split with the verdict; stored as ``summary.json``'s ``"test"`` entry too."""
+    """``rnnkit test``: the run's test metrics, the baselines on the same split and the verdict;
+    stored as ``summary.json``'s ``"test"`` entry too."""
     from rnnkit.train.artifact import load_run
     from rnnkit.train.trainer import evaluate, rebuild
 
@@ -295,9 +367,9 @@ def test_report(run_dir: str) -> dict[str, Any]:
     metrics = evaluate(run_dir, stage="test")
     report: dict[str, Any] = {"metrics": metrics}
     built = rebuild(loaded)
+    built.module.model.load_state_dict(loaded.model.state_dict())
     if built.user_files is not None:
-        built.module.model.load_state_dict(loaded.model.state_dict())
         report["data"] = {"split": built.user_files.split}
-        report.update(judge(built, metrics, loaded.experiment))
+    report.update(judge(built, metrics, loaded.experiment))
     _update_summary(run_dir, {"test": report})
     return report

@@ -381,7 +381,7 @@ class SequenceDataConfig:
     batch_size: int = 32  # sequences per optimiser step (global, over all processes)
     num_samples: int = 2000  # synthetic sets: sequences generated
     seq_len: int = 16  # synthetic: steps per sequence; forecasting files: input window length
-    seed: int = 0  # synthetic sets: generator seed; user files: the held-out split's seed
+    seed: int = 0  # synthetic: generator seed; user files, UCR/UEA sets: the hold-out's seed
     horizon: int = 1  # forecasting: steps ahead
     val_fraction: float | None = None  # held-out share of training (None: the set's own / 0.2)
     bucket_by_length: bool = False  # training batches of similar length (less padding)

@@ -331,6 +331,7 @@ def fit(
     final_eval: bool = True,
     test: bool | None = None,
     data: Any = None,
+    judge: Callable[[Built, dict[str, float], Any, Path], dict[str, Any]] | None = None,
 ) -> RunResult:
     """Train ``experiment`` and fill its run directory; returns where it is and its metrics.
 
@@ -343,6 +344,12 @@ def fit(
     - ``test``: then score the test split with the best checkpoint (``test_*`` metrics, also in
       ``summary.json``); None follows ``run.test``.
     - ``data``: in-memory samples for `build` (ignored when ``built`` is given).
+    - ``judge``: scores the task's baselines on the final split and returns the verdict entries
+      for ``summary.json`` — `rnnkit.evaluate.reference.judge_run`, which `rnnkit fit` and
+      `rnnkit tune` pass. A parameter, not an import: ``evaluate`` sits above ``train``.
+
+    A run with final numbers (``final_eval`` or ``test``) ends with the task's baselines on the
+    same split and the verdict in its summary (`rnnkit.evaluate.reference.judge`).
     """
     start = time.perf_counter()
     restarts: dict[str, Any] = {}
@@ -409,6 +416,8 @@ def fit(
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
         summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path, restarts)
+        if judge is not None and (final_eval or test):  # baselines and verdict beside them
+            summary.update(judge(built, metrics, experiment, run_dir))
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 

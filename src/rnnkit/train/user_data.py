@@ -132,7 +132,8 @@ def _split(
         test = read(d.test_path)
         info["test"] = f"{d.test_path} ({len(test)} rows)"
     else:
-        keep, held = holdout(len(full), d.test_fraction, seed=d.seed, labels=strata)
+        where = f"{d.path} (data.test_fraction)"
+        keep, held = holdout(len(full), d.test_fraction, seed=d.seed, labels=strata, source=where)
         test, full = full.take(held), full.take(keep)
         strata = None if strata is None else [strata[i] for i in keep]
         info["test"] = (
@@ -143,7 +144,8 @@ def _split(
         info["val"] = f"{d.val_path} ({len(val)} rows)"
     else:
         fraction = d.val_fraction or 0.2
-        keep, held = holdout(len(full), fraction, seed=d.seed + 1, labels=strata)
+        where = f"{d.path} (data.val_fraction)"
+        keep, held = holdout(len(full), fraction, seed=d.seed + 1, labels=strata, source=where)
         val, full = full.take(held), full.take(keep)
         info["val"] = f"{len(held)} training rows held out ({fraction:g}, {how}seed {d.seed + 1})"
     info["train"] = f"{d.path} ({len(full)} rows)"

@@ -49,6 +49,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
+from rnnkit.evaluate.reference import judge_run
 from rnnkit.evaluate.splits import kfold, walk_forward
 from rnnkit.integrity import atomic_write_text
 from rnnkit.provenance import versions
@@ -535,7 +536,7 @@ def _refit(experiment: Any, root: Path, name: str) -> dict[str, Any]:
     if target.exists():
         shutil.rmtree(target)
     run = {"run.root": str(root), "run.name": name}
-    result = fit(with_params(experiment, run), test=True)
+    result = fit(with_params(experiment, run), test=True, judge=judge_run)
     test = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
     return {"run_dir": str(result.run_dir), "fit": result.metrics, "test": test}
 

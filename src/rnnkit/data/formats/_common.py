@@ -94,10 +94,13 @@ def read_table(path: StrPath, *, fmt: str | None = None, header: bool = True) ->
     text = read_user_text(path)
     if kind == "jsonl":
         return _read_jsonl(str(path), text)
-    return _read_delimited(str(path), text, "," if kind == "csv" else "\t", header=header)
+    return read_delimited(str(path), text, "," if kind == "csv" else "\t", header=header)
 
 
-def _read_delimited(path: str, text: str, delimiter: str, *, header: bool) -> Table:
+def read_delimited(path: str, text: str, delimiter: str = ",", *, header: bool = True) -> Table:
+    """Delimited ``text`` (read from ``path``) as a `Table`: rows of blank cells are skipped,
+    repeated column names, ragged rows, syntax errors and a file without data rows raise. The one
+    CSV/TSV reader of the package (`rnnkit.data.load_csv` reads through it too)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     columns: list[str] | None = None
     rows: list[list[str]] = []
@@ -124,11 +127,10 @@ def _read_delimited(path: str, text: str, delimiter: str, *, header: bool) -> Ta
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as err:
-        raise ValueError(
-            f"{path} row {reader.line_num}: not valid delimited text ({err})"
-        ) from None
+        kind = "CSV" if delimiter == "," else "TSV" if delimiter == "\t" else "delimited text"
+        raise ValueError(f"{path} row {reader.line_num}: not valid {kind} ({err})") from None
     if columns is None:
-        raise ValueError(f"{path}: no header row")
+        raise ValueError(f"{path}: no header row (the file holds only blank lines)")
     if not rows:
         raise ValueError(f"{path}: the header has no data rows under it")
     return Table(path, columns, rows, lines)

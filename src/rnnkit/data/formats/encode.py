@@ -32,10 +32,16 @@ def sorted_labels(labels: Sequence[str]) -> list[str]:
 
 
 def holdout(
-    n: int, fraction: float, *, seed: int, labels: Sequence[str] | None = None
+    n: int,
+    fraction: float,
+    *,
+    seed: int,
+    labels: Sequence[str] | None = None,
+    source: str = "data",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(keep, held) row indices; ``held`` is a seeded ``fraction`` of the rows, stratified by
-    ``labels`` when given (each class keeps at least one row)."""
+    ``labels`` when given (each class keeps at least one row). ``source`` starts the message of
+    a split that cannot be made (the file, and the key that asked for it)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"split fraction must be in (0, 1), got {fraction!r}")
     rng = np.random.default_rng(seed)
@@ -52,7 +58,7 @@ def holdout(
             picked.extend(idx[:k].tolist())
         held = np.sort(np.asarray(picked, dtype=np.int64))
     if len(held) == 0 or len(held) == n:
-        raise ValueError(f"{n} rows are too few to hold out a fraction {fraction}")
+        raise ValueError(f"{source}: {n} rows are too few to hold out a fraction {fraction}")
     return np.setdiff1d(np.arange(n), held), held
 
 
@@ -326,12 +332,12 @@ class TagEncoder:
             raise ValueError(f"{data.path}: no tags in this file; evaluation needs them")
         table = {t: i for i, t in enumerate(self.tags)}
         labels = []
-        for sent, row in zip(data.tags, data.rows, strict=True):
+        for i, sent in enumerate(data.tags):
             for k, tag in enumerate(sent):
                 if tag not in table:
                     raise ValueError(
-                        f"{data.path} row {row + k}: tag {tag[:30]!r} is not among the training "
-                        f"tags {self.tags[:10]}{' ...' if len(self.tags) > 10 else ''}"
+                        f"{data.path} row {data.row_of(i, k)}: tag {tag[:30]!r} is not among the "
+                        f"training tags {self.tags[:10]}{' ...' if len(self.tags) > 10 else ''}"
                     )
             labels.append(np.asarray([table[t] for t in sent], dtype=np.int64))
         return SequenceDataset(self.inputs(data), labels, source=data.path)

@@ -13,6 +13,7 @@ the training split only (`rnnkit.data.formats.encode`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -88,6 +89,8 @@ class TaggedSentences:
     tokens: list[list[str]]
     tags: list[list[str]] | None
     rows: list[int]  # the file row where each sentence starts
+    # The file row of each token: comment, -DOCSTART- and multi-word lines may sit between them.
+    token_rows: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -99,7 +102,14 @@ class TaggedSentences:
             tokens=_pick(self.tokens, idx),
             tags=_pick(self.tags, idx),
             rows=_pick(self.rows, idx),
+            token_rows=_pick(self.token_rows, idx),
         )
+
+    def row_of(self, sentence: int, token: int) -> int:
+        """The file row of token ``token`` of sentence ``sentence`` (for messages)."""
+        if self.token_rows is not None:
+            return self.token_rows[sentence][token]
+        return self.rows[sentence] + token
 
 
 def _pick(values: list[Any] | None, idx: Sequence[int] | np.ndarray) -> Any:
@@ -254,9 +264,10 @@ def read_conll(
     text = read_user_text(path)
     sentences: list[list[str]] = []
     tags: list[list[str]] = []
-    rows: list[int] = []
+    rows: list[list[int]] = []
     tok: list[str] = []
     tag: list[str] = []
+    at: list[int] = []
     if tag_field >= 0:
         need = max(token_field, tag_field) + 1
     else:  # counted from the end: the tag must still be a field after the token
@@ -264,13 +275,16 @@ def read_conll(
     if not tagged:
         need = token_field + 1
     width = None
-    for n, raw in enumerate([*text.splitlines(), ""], start=1):
+    # Lines as the file counts them (\n, \r\n or \r), not str.splitlines, which also breaks at
+    # \x0c, \x1c-\x1e, \x85, \u2028 and \u2029 and would shift every later row number.
+    for n, raw in enumerate([*re.split(r"\r\n|\r|\n", text), ""], start=1):
         line = raw.strip()
         if not line:
             if tok:
                 sentences.append(tok)
                 tags.append(tag)
-                tok, tag = [], []
+                rows.append(at)
+                tok, tag, at = [], [], []
             continue
         if line.startswith("#") or line.startswith("-DOCSTART-"):
             continue
@@ -288,11 +302,11 @@ def read_conll(
                 "(ragged rows)"
             )
         width = len(fields)
-        if not tok:
-            rows.append(n)
+        at.append(n)
         tok.append(fields[token_field])
         if tagged:
             tag.append(fields[tag_field])
     if not sentences:
         raise ValueError(f"{path}: no token lines")
-    return TaggedSentences(str(path), sentences, tags if tagged else None, rows)
+    starts = [r[0] for r in rows]
+    return TaggedSentences(str(path), sentences, tags if tagged else None, starts, rows)

@@ -223,6 +223,9 @@ class Built:
     # Runs on the user's files (`rnnkit.train.user_data.UserFiles`): splits, encoder and the
     # inputs of the baselines; None otherwise.
     user_files: Any = None
+    # Baseline inputs a builder knows better than its windows (a registry series' whole history:
+    # "series", "origins" per split, "season"); `rnnkit.evaluate.run_inputs` reads them.
+    reference: dict[str, Any] = field(default_factory=dict)
 
 
 class Samples(Dataset[Any]):

@@ -123,8 +123,27 @@ def _registry(source: str, horizon: int) -> tuple[DataParts, dict[str, str]]:
     meta = {
         "targets": len(data.targets),
         "naive_scale": float(np.abs(np.diff(data.train.series[:, 0])).mean()),
+        "reference": _whole_history(data, splits.meta.get("season", 1)),
     }
     return DataParts(parts[0], parts[1], parts[2], meta), {"scalers.json": data.state_json()}
+
+
+def _whole_history(data: Any, season: int) -> dict[str, Any]:
+    """The scaled target series and the first target step of each val/test window, so the
+    baselines forecast each window from the whole history before it (as on a user's file)."""
+    splits = {"val": data.val, "test": data.test}
+    series = np.concatenate([s.series for s in (data.train, *splits.values()) if s is not None])
+    input_len, horizon = data.train.x.shape[1], data.train.y.shape[1]
+    origins = {}
+    for name, part in splits.items():
+        if part is None:
+            continue
+        first = max(part.start, input_len)
+        origins[name] = list(range(first, part.start + len(part.series) - horizon + 1))
+        if len(origins[name]) != len(part.x):  # windows with a stride: fall back to the windows
+            return {}
+    targets = [series[:, j] for j in range(len(data.targets))]
+    return {"series": targets, "origins": origins, "season": season}
 
 
 def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Built:
@@ -158,4 +177,5 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
         files=files,
         artifact_json={"scalers": "scalers.json"} if files else {},
         baselines={"naive_scale": scale},
+        reference=dict(data.meta.get("reference", {})),
     )
