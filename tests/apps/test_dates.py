@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from rnnkit.apps import app_config, run_app
 from rnnkit.apps._common import app_settings
 from rnnkit.apps.dates import Settings, dateutil_parse, nets
+from rnnkit.cli import main as cli
 from rnnkit.data.dates import all_formats, make_splits, render
 
 
@@ -65,7 +67,8 @@ def _check(cfg: dict) -> None:
          r"field 'variants\[1\]\.experiment': model\.attention: .*Got value: luong"),
         (("variants", 1, "steps"), 2000,
          r"unknown key 'variants\.steps'; valid keys of 'variants': name, experiment"),
-        (("train",), {"steps": 500}, r"unknown key 'train\.steps'; valid keys at the top level: data, variants"),
+        (("train",), {"steps": 500},
+         r"unknown key 'train\.steps'; valid keys at the top level: data, variants"),
     ],
 )  # fmt: skip
 def test_bad_recipe_is_one_line_naming_the_field(path: tuple, value: object, message: str) -> None:
@@ -108,3 +111,13 @@ def test_quick_run_beats_the_trivial_baseline(tmp_path) -> None:
         assert summary["monitor_mode"] == "max" and summary["steps"] == 250
         assert (Path(run) / "artifact" / "model.safetensors").is_file()
         assert (Path(run) / "checkpoints" / "best.ckpt").is_file()
+    # `rnnkit predict` reads the test split the run stored: ISO strings against ISO strings
+    out = tmp_path / "pred.csv"
+    assert cli(["predict", "--run", head["runs"][0], "--out", str(out)]) == 0
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == head["n_test"]
+    assert all(dt.date.fromisoformat(r["target"]) for r in rows)
+    assert np.mean([r["prediction"] == r["target"] for r in rows]) == pytest.approx(
+        head["values"][0]
+    )

@@ -128,7 +128,8 @@ class Net:
         fixed = {
             "task": "seq2seq",
             "seed": seed,
-            "data": {"source": "rnnkit.data.dates"},  # recorded; the samples are the app's
+            # recorded (the samples are the app's); char level: predictions join without spaces
+            "data": {"source": "rnnkit.data.dates", "level": "char"},
             "run": {"root": str(root), "name": f"dates-{index}-seed{seed}", "plot": False},
         }
         where = "experiment" if index == 0 else f"variants[{index}].experiment"
