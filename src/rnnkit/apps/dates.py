@@ -119,20 +119,22 @@ class Settings:
 
 @dataclass
 class Net:
-    """A variant resolved: its label and a function from seed to its typed experiment."""
+    """A variant resolved: its label, its ``experiment:`` mapping and its place in the recipe."""
 
     name: str
     section: dict[str, Any]
+    index: int  # 0: the main model
 
-    def experiment(self, seed: int, root: Path, index: int) -> Any:
+    def experiment(self, seed: int, root: Path) -> Any:
+        """This variant's typed `Seq2SeqExperiment` for ``seed``, its run under ``root``."""
         fixed = {
             "task": "seq2seq",
             "seed": seed,
             # recorded (the samples are the app's); char level: predictions join without spaces
             "data": {"source": "rnnkit.data.dates", "level": "char"},
-            "run": {"root": str(root), "name": f"dates-{index}-seed{seed}", "plot": False},
+            "run": {"root": str(root), "name": f"dates-{self.index}-seed{seed}", "plot": False},
         }
-        where = "experiment" if index == 0 else f"variants[{index}].experiment"
+        where = "experiment" if self.index == 0 else f"variants[{self.index}].experiment"
         return app_experiment(APP, self.section, fixed, where=where)
 
 
@@ -143,8 +145,8 @@ def nets(config: dict[str, Any], settings: Settings) -> list[Net]:
         raise ValueError(f"{APP} recipe: field 'experiment' must be a mapping, got {base!r}")
     out = []
     for i, v in enumerate(settings.variants):
-        net = Net("", merge(base, v.experiment))
-        exp = net.experiment(0, Path("runs"), i)
+        net = Net("", merge(base, v.experiment), i)
+        exp = net.experiment(0, Path("runs"))
         net.name = v.name or ATTENTION_LABEL[exp.model.attention]
         out.append(net)
     if len({n.name for n in out}) != len(out):
@@ -335,7 +337,6 @@ class Trained:
 
 def _fit_one(
     net: Net,
-    index: int,
     seed: int,
     root: Path,
     parts: DataParts,
@@ -344,7 +345,7 @@ def _fit_one(
 ) -> tuple[Trained, list[str], list[Tensor | None], list[str], list[Tensor | None]]:
     """Fit ``net`` for ``seed`` through `rnnkit.train.fit`, then decode the test and held-out
     strings with the best checkpoint (the run's artifact, as `rnnkit predict` loads it)."""
-    exp = net.experiment(seed, root, index)
+    exp = net.experiment(seed, root)
     run_dir = root / str(exp.run.name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
@@ -417,10 +418,8 @@ def run(
     per_format: dict[str, dict[str, float]] = {}
     heatmaps: list[tuple[str, str, str, Tensor]] = []
     for seed in seeds:
-        for index, net in enumerate(networks):
-            trained, pred, weights, held_pred, held_w = _fit_one(
-                net, index, seed, root, parts, held, tgt
-            )
+        for net in networks:
+            trained, pred, weights, held_pred, held_w = _fit_one(net, seed, root, parts, held, tgt)
             res[net.name].append(trained)
             if seed != seeds[0]:
                 continue
@@ -429,7 +428,7 @@ def run(
                 {f"{k} *": v for k, v in _per_format(data.test_heldout, held_pred).items()}
             )
             per_format[net.name] = fmt_scores
-            if index == 0 and weights and weights[0] is not None:
+            if net.index == 0 and weights and weights[0] is not None:
                 heatmaps = _pick_heatmaps(settings.plots.heatmap_formats, data, pred, weights)
                 if held_pred and held_w[0] is not None:
                     s, _, f = data.test_heldout[0]
