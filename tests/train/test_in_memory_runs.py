@@ -160,3 +160,26 @@ def test_predict_on_an_in_memory_seq2seq_run_writes_strings(tmp_path: Path) -> N
     assert [r["target"] for r in rows] == [w[::-1] for w in words[350:]]  # the strings
     exact = np.mean([r["prediction"] == r["target"] for r in rows])
     assert exact == pytest.approx(result.metrics["test_exact_match"])
+
+
+def test_a_sequences_lm_run_is_diagnosed_and_generate_says_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from rnnkit.train.config import TextDataConfig
+    from rnnkit.train.specs import LanguageModelExperiment, LanguageModelSpec
+
+    rng = np.random.default_rng(2)
+    seqs = [np.array([2, *range(s, s + n), 3]) for s, n in rng.integers(4, 9, (120, 2))]
+    data = DataParts(seqs[:80], seqs[80:100], seqs[100:], {"vocab_size": 20})  # ids, no text
+    exp = LanguageModelExperiment(
+        data=TextDataConfig(mode="sequences", batch_size=8),
+        model=LanguageModelSpec(embedding_dim=8, hidden_size=16),
+        sample_chars=0,
+        **_common(tmp_path, "lm", 10),
+    )
+    run = fit(exp, data=data).run_dir
+    assert cli(["diagnose", "--run", str(run)]) == 0  # bare sequences read back
+    assert (run / "diagnose" / "verdict.txt").is_file()
+    capsys.readouterr()
+    assert cli(["generate", "--run", str(run)]) == 2
+    assert "over an application's own token ids (no vocab.json)" in capsys.readouterr().err
