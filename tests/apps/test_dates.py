@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnnkit.apps import app_config, run_app
-from rnnkit.apps.dates import check_config, dateutil_parse
+from rnnkit.apps._common import app_settings
+from rnnkit.apps.dates import Settings, dateutil_parse, nets
+from rnnkit.cli import main as cli
 from rnnkit.data.dates import all_formats, make_splits, render
 
 
@@ -46,19 +51,43 @@ def test_parser_baseline_reads_english_but_not_french() -> None:
     assert dateutil_parse("3 juillet 1987") != "1987-07-03"
 
 
-def test_bad_recipe_names_the_field() -> None:
+def _check(cfg: dict) -> None:
+    """What `run` checks before it fits anything: the app's keys, then every experiment."""
+    nets(cfg, app_settings(Settings, cfg, app="dates"))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("experiment", "trainer", "max_steps"), 0, r"field 'experiment': trainer\.max_steps must"),
+        (("experiment", "optim", "lr"), -1.0, r"field 'experiment': optim\.lr must be"),
+        (("data", "n_train"), "many", r"^dates recipe: data\.n_train: Expected a int"),
+        (("data", "heldout_formats"), ["weekday_xx"], r"data\.heldout_formats: \['weekday_xx'\]"),
+        (("variants", 1, "experiment", "model", "attention"), "luong",
+         r"field 'variants\[1\]\.experiment': model\.attention: .*Got value: luong"),
+        (("variants", 1, "steps"), 2000,
+         r"unknown key 'variants\.steps'; valid keys of 'variants': name, experiment"),
+        (("train",), {"steps": 500},
+         r"unknown key 'train\.steps'; valid keys at the top level: data, variants"),
+    ],
+)  # fmt: skip
+def test_bad_recipe_is_one_line_naming_the_field(path: tuple, value: object, message: str) -> None:
     cfg = app_config("dates", quick=True)
-    cfg["train"]["steps"] = 0
-    with pytest.raises(ValueError, match=r"train\.steps"):
-        check_config(cfg)
+    _check(cfg)  # the shipped recipe is fine
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ValueError, match=message) as err:
+        _check(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_variants_need_distinct_names() -> None:
     cfg = app_config("dates", quick=True)
-    cfg["data"]["heldout_formats"] = ["weekday_xx"]
-    with pytest.raises(ValueError, match=r"data\.heldout_formats"):
-        check_config(cfg)
-    cfg = app_config("dates", quick=True)
-    cfg["variants"] = [{"attention": "luong"}]
-    with pytest.raises(ValueError, match=r"variants\[0\]\.attention"):
-        check_config(cfg)
+    cfg["variants"].append({"experiment": {"model": {"attention": "bahdanau"}}})
+    with pytest.raises(ValueError, match="two entries with one name"):
+        _check(cfg)
 
 
 def test_quick_run_beats_the_trivial_baseline(tmp_path) -> None:
@@ -69,3 +98,26 @@ def test_quick_run_beats_the_trivial_baseline(tmp_path) -> None:
     char = next(r for r in records if r["metric"] == "char accuracy" and "Bahdanau" in r["model"])
     assert char["value"] > char["trivial_char_accuracy"]
     assert (tmp_path / "attention.png").is_file() and (tmp_path / "per_format.png").is_file()
+    # the app decodes with the best checkpoint itself; the trainer's own test metric agrees
+    head = main[0]
+    assert head["values"] == pytest.approx(head["trainer_test_exact_match"])
+    # every seed and variant is a normal run directory (config, checkpoints, artifact, summary)
+    runs = (
+        head["runs"] + next(r for r in records if "no attention" in r["baseline"])["baseline_runs"]
+    )
+    for run in runs:
+        summary = json.loads((Path(run) / "summary.json").read_text())
+        assert summary["task"] == "seq2seq" and summary["monitor"] == "val_exact_match"
+        assert summary["monitor_mode"] == "max" and summary["steps"] == 250
+        assert (Path(run) / "artifact" / "model.safetensors").is_file()
+        assert (Path(run) / "checkpoints" / "best.ckpt").is_file()
+    # `rnnkit predict` reads the test split the run stored: ISO strings against ISO strings
+    out = tmp_path / "pred.csv"
+    assert cli(["predict", "--run", head["runs"][0], "--out", str(out)]) == 0
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == head["n_test"]
+    assert all(dt.date.fromisoformat(r["target"]) for r in rows)
+    assert np.mean([r["prediction"] == r["target"] for r in rows]) == pytest.approx(
+        head["values"][0]
+    )

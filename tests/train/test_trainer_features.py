@@ -152,8 +152,13 @@ def test_bucketing_groups_lengths_and_in_memory_data_trains(tmp_path: Path) -> N
     assert val == sorted(val) and len(val) == 50  # evaluation: the whole split, sorted
     result = fit(bucketed_exp, data=data)
     assert result.metrics["val_accuracy"] > 0.8, result.metrics  # chance is 0.5
-    with pytest.raises(ValueError, match="trained on data an application built in memory"):
-        evaluate(str(result.run_dir), stage="test")  # its config alone would read other data
+    # its config alone would read other data: the run stored its test split, not the others
+    with pytest.raises(ValueError, match="stores only its test split; pass the same data"):
+        evaluate(str(result.run_dir), stage="validate")
+    tested = evaluate(str(result.run_dir), stage="test")
+    assert tested["test_accuracy"] == pytest.approx(
+        evaluate(str(result.run_dir), stage="test", data=data)["test_accuracy"]
+    )
     again = evaluate(str(result.run_dir), stage="validate", data=data)
     assert again["val_accuracy"] == pytest.approx(result.metrics["val_accuracy"])
 

@@ -117,7 +117,8 @@ def app_settings(cls: type[T], config: dict[str, Any], *, app: str) -> T:
     Parsed by the parser `rnnkit fit` uses (jsonargparse over the dataclass), so a wrong type or
     an unknown key is a ``ValueError`` naming it, and the app needs no validator of its own.
     """
-    own = {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+    # a copy: jsonargparse replaces a list's mappings by its Namespaces in place
+    own = copy.deepcopy({k: v for k, v in config.items() if k not in NOT_SETTINGS})
     settings: T = settings_from_dict(cls, own, where=f"{app} recipe")
     return settings
 
@@ -142,10 +143,12 @@ class ValidationCurve(L.Callback):
     def __init__(self, metric: str) -> None:
         self.metric = metric
         self.values: list[float] = []
+        self.steps: list[int] = []  # the optimiser step of each value
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.values.append(float(trainer.callback_metrics[self.metric]))
+            self.steps.append(int(trainer.global_step))
 
 
 @contextmanager

@@ -2,32 +2,42 @@
 
 Data: `rnnkit.data.dates` (seeded, synthetic; test dates never occur in training, and one
 format is held out of training entirely). Model: `rnnkit.models.Seq2Seq`, a GRU encoder–decoder
-with Bahdanau attention, against the same network without attention, trained with the same
-budget. Baselines: the most frequent training target, and a hand-written parser
+with Bahdanau attention, trained by the library's trainer (`rnnkit.train.fit` on the recipe's
+``experiment:``, a `Seq2SeqExperiment`): AdamW, warm-up then cosine decay, gradient clipping,
+teacher forcing; the validation exact match is measured every ``trainer.val_check_interval``
+steps and its best checkpoint scores the test split. The recipe's other ``variants`` (the same
+network without attention, with the same budget and with about the same CPU time) are the same
+experiment with a few keys overridden. Every seed and variant leaves a run directory under
+``out_dir/runs/``.
+
+Baselines: the most frequent training target, and a hand-written parser
 (``dateutil.parser.parse(s, dayfirst=True, fuzzy=True)``). Metrics: exact match and per-character
-accuracy on the test split; plots: attention heatmaps and exact match per format.
+accuracy on the test split, exact match on the held-out format; plots: attention heatmaps
+(``attention.png``) and exact match per format (``per_format.png``).
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import math
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.apps._common import record, seed_all, timer
+from rnnkit.apps._common import ValidationCurve, app_experiment, app_settings, merge, record, timer
 from rnnkit.data.dates import DateSplits, all_formats, make_splits, two_digit_year
 from rnnkit.data.text import Vocab
-from rnnkit.models import Seq2Seq, Seq2SeqConfig
+from rnnkit.models import Seq2Seq
+from rnnkit.train import DataParts, fit, load_run
 
 APP = "dates"
 DATASET = "synthetic dates (5 languages, 24 formats)"
@@ -36,112 +46,129 @@ MAX_TARGET = 11  # YYYY-MM-DD and EOS
 ATTENTION_LABEL = {
     "bahdanau": "GRU seq2seq + Bahdanau attention",
     "general": "GRU seq2seq + Luong attention",
+    "dot": "GRU seq2seq + dot-product attention",
     "none": "GRU seq2seq, no attention",
 }
 
 Triple = tuple[str, str, str]
 
 
-# ----------------------------------------------------------------------------- recipe checks
+# ----------------------------------------------------------------------------- recipe
 
 
-def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
-    value = config.get(name)
-    if not isinstance(value, dict):
-        raise ValueError(f"dates recipe: field {name!r} must be a mapping, got {value!r}")
-    return value
+@dataclass
+class DataSettings:
+    """`rnnkit.data.dates.make_splits` arguments: the data set is fixed, the model seeds vary."""
+
+    seed: int = 20261123  # the data set's seed
+    n_train: int = 20000  # strings from the training pool of calendar days
+    n_val: int = 500  # model selection (validation pool of days)
+    n_test: int = 2000  # evaluation (test pool of days: never seen in training)
+    n_heldout: int = 500  # test-pool days written in the held-out format(s)
+    heldout_formats: list[str] = field(default_factory=lambda: ["weekday_de"])
+    noise: float = 1.0  # scales case / accent / punctuation noise (0 = clean)
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_val", "n_test", "n_heldout"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        unknown = [f for f in self.heldout_formats if f not in all_formats()]
+        if unknown:
+            raise ValueError(
+                f"data.heldout_formats: {unknown} are not formats; choose from {all_formats()}"
+            )
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise ValueError(f"data.noise must be a finite number >= 0, got {self.noise}")
 
 
-def _positive_int(section: dict[str, Any], where: str, name: str) -> int:
-    value = section.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"dates recipe: field '{where}.{name}' must be a positive integer, got {value!r}"
-        )
-    return value
+@dataclass
+class Variant:
+    """One trained network: the recipe's ``experiment:`` with ``experiment`` merged over it (e.g.
+    ``{model: {attention: none}, trainer: {max_steps: 2000}}``), checked as `rnnkit fit` checks a
+    recipe. ``name`` labels it in the records (None: from its attention)."""
+
+    name: str | None = None
+    experiment: dict[str, Any] = field(default_factory=dict)
 
 
-def _positive_float(section: dict[str, Any], where: str, name: str) -> float:
-    value = section.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(
-            f"dates recipe: field '{where}.{name}' must be a positive number, got {value!r}"
-        )
-    return float(value)
+@dataclass
+class Plots:
+    heatmap_formats: list[str] = field(
+        default_factory=lambda: ["weekday_en", "long_fr", "mdy_slash"]
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.heatmap_formats if f not in all_formats()]
+        if unknown:
+            raise ValueError(f"plots.heatmap_formats: {unknown} are not formats")
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the field for a recipe that cannot run."""
-    data, model, train = (_section(config, k) for k in ("data", "model", "train"))
-    for name in ("seed", "n_train", "n_val", "n_test", "n_heldout"):
-        if name == "seed":
-            if not isinstance(data.get(name), int):
-                raise ValueError(
-                    f"dates recipe: field 'data.seed' must be an integer, got {data.get(name)!r}"
-                )
-        else:
-            _positive_int(data, "data", name)
-    held = data.get("heldout_formats", [])
-    if not isinstance(held, list) or any(f not in all_formats() for f in held):
-        raise ValueError(
-            f"dates recipe: field 'data.heldout_formats' must list formats from {all_formats()}, "
-            f"got {held!r}"
-        )
-    for name in ("embedding_dim", "hidden_size"):
-        _positive_int(model, "model", name)
-    for name in ("steps", "batch_size", "eval_every"):
-        _positive_int(train, "train", name)
-    for name in ("lr", "clip"):
-        _positive_float(train, "train", name)
-    variants(config)
+@dataclass
+class Settings:
+    """The recipe's application keys; training is the ``experiment:`` section (`rnnkit fit`'s)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    # The first is the main model; the others are its comparisons.
+    variants: list[Variant] = field(default_factory=lambda: [Variant()])
+    plots: Plots = field(default_factory=Plots)
+
+    def __post_init__(self) -> None:
+        if not self.variants:
+            raise ValueError("variants must list at least one network (the first is the main one)")
 
 
-class Variant(NamedTuple):
-    """One trained network: its name in the records, its attention, its training steps."""
+@dataclass
+class Net:
+    """A variant resolved: its label, its ``experiment:`` mapping and its place in the recipe."""
 
     name: str
-    attention: str
-    steps: int
+    section: dict[str, Any]
+    index: int  # 0: the main model
+
+    def experiment(self, seed: int, root: Path) -> Any:
+        """This variant's typed `Seq2SeqExperiment` for ``seed``, its run under ``root``."""
+        fixed = {
+            "task": "seq2seq",
+            "seed": seed,
+            # recorded (the samples are the app's); char level: predictions join without spaces
+            "data": {"source": "rnnkit.data.dates", "level": "char"},
+            "run": {"root": str(root), "name": f"dates-{self.index}-seed{seed}", "plot": False},
+        }
+        where = "experiment" if self.index == 0 else f"variants[{self.index}].experiment"
+        return app_experiment(APP, self.section, fixed, where=where)
 
 
-def variants(config: dict[str, Any]) -> list[Variant]:
-    """The recipe's ``variants`` (the first is the main model), each ``{attention, steps?,
-    name?}``; ``steps`` defaults to ``train.steps``."""
-    items = config.get("variants")
-    if not isinstance(items, list) or not items:
-        raise ValueError(f"dates recipe: field 'variants' must be a non-empty list, got {items!r}")
+def nets(config: dict[str, Any], settings: Settings) -> list[Net]:
+    """The variants with their experiments checked (before anything is trained); names unique."""
+    base = config.get("experiment", {})
+    if not isinstance(base, dict):
+        raise ValueError(f"{APP} recipe: field 'experiment' must be a mapping, got {base!r}")
     out = []
-    for i, item in enumerate(items):
-        where = f"variants[{i}]"
-        if not isinstance(item, dict) or item.get("attention") not in ATTENTION_LABEL:
-            raise ValueError(
-                f"dates recipe: field '{where}.attention' must be one of "
-                f"{sorted(ATTENTION_LABEL)}, got {item!r}"
-            )
-        steps = _positive_int(
-            {"steps": item.get("steps", config["train"]["steps"])}, where, "steps"
+    for i, v in enumerate(settings.variants):
+        net = Net("", merge(base, v.experiment), i)
+        exp = net.experiment(0, Path("runs"))
+        net.name = v.name or ATTENTION_LABEL[exp.model.attention]
+        out.append(net)
+    if len({n.name for n in out}) != len(out):
+        raise ValueError(
+            f"{APP} recipe: field 'variants' has two entries with one name; set 'name'"
         )
-        name = item.get("name") or ATTENTION_LABEL[item["attention"]]
-        out.append(Variant(str(name), str(item["attention"]), steps))
-    if len({v.name for v in out}) != len(out):
-        raise ValueError("dates recipe: field 'variants' has two entries with one name; set 'name'")
     return out
 
 
-# ----------------------------------------------------------------------------- data
-
-
-def build_data(config: dict[str, Any]) -> DateSplits:
-    d = config["data"]
+def build_data(settings: DataSettings) -> DateSplits:
     return make_splits(
-        seed=int(d["seed"]),
-        n_train=int(d["n_train"]),
-        n_val=int(d["n_val"]),
-        n_test=int(d["n_test"]),
-        n_heldout=int(d["n_heldout"]),
-        heldout_formats=list(d.get("heldout_formats", [])),
-        noise=float(d.get("noise", 1.0)),
+        seed=settings.seed,
+        n_train=settings.n_train,
+        n_val=settings.n_val,
+        n_test=settings.n_test,
+        n_heldout=settings.n_heldout,
+        heldout_formats=list(settings.heldout_formats),
+        noise=settings.noise,
     )
+
+
+# ----------------------------------------------------------------------------- data
 
 
 def _vocabs(train: Sequence[Triple]) -> tuple[Vocab, Vocab]:
@@ -150,35 +177,38 @@ def _vocabs(train: Sequence[Triple]) -> tuple[Vocab, Vocab]:
     return src, tgt
 
 
-def _encode(items: Sequence[Triple], src: Vocab, tgt: Vocab) -> tuple[Tensor, Tensor, Tensor]:
-    """Padded source ids ``(N, S)``, lengths ``(N,)``, EOS-terminated target ids ``(N, 11)``."""
-    xs = [torch.tensor(src.encode(s), dtype=torch.int64) for s, _, _ in items]
-    x = nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=Vocab.pad_id)
-    lengths = torch.tensor([len(t) for t in xs], dtype=torch.int64)
-    y = torch.tensor([tgt.encode(t, eos=True) for _, t, _ in items], dtype=torch.int64)
-    return x, lengths, y
-
-
-# ----------------------------------------------------------------------------- model
+def _pairs(items: Sequence[Triple], src: Vocab, tgt: Vocab) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(source ids, EOS-terminated target ids)`` per string, as `Seq2SeqTask` batches them."""
+    return [
+        (
+            np.asarray(src.encode(s), dtype=np.int64),
+            np.asarray(tgt.encode(t, eos=True), dtype=np.int64),
+        )
+        for s, t, _ in items
+    ]
 
 
 def _decode_strings(
-    model: Seq2Seq, x: Tensor, lengths: Tensor, tgt: Vocab, *, chunk: int = 512
+    model: Seq2Seq, pairs: Sequence[tuple[np.ndarray, np.ndarray]], tgt: Vocab, *, chunk: int = 512
 ) -> tuple[list[str], list[Tensor | None]]:
+    """Greedy decodes of the sources of ``pairs`` as strings, with each row's attention weights."""
     out: list[str] = []
     weights: list[Tensor | None] = []
-    for i in range(0, len(x), chunk):
-        xb, lb = x[i : i + chunk], lengths[i : i + chunk]
-        width = int(lb.max())
-        dec = model.decode(xb[:, :width], lengths=lb, max_len=MAX_TARGET)
-        for row, toks in enumerate(dec.tokens.tolist()):
-            text = []
-            for t in toks:
-                if t == Vocab.eos_id:
-                    break
-                text.append(tgt.decode([t])[0] if t >= 4 else "?")
-            out.append("".join(text))
-            weights.append(None if dec.aux is None else dec.aux[row])
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(pairs), chunk):
+            xs = [torch.from_numpy(s) for s, _ in pairs[i : i + chunk]]
+            x = nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=Vocab.pad_id)
+            lengths = torch.tensor([len(s) for s in xs])
+            dec = model.decode(x, lengths=lengths, max_len=MAX_TARGET)
+            for row, toks in enumerate(dec.tokens.tolist()):
+                text = []
+                for t in toks:
+                    if t == Vocab.eos_id:
+                        break
+                    text.append(tgt.decode([t])[0] if t >= 4 else "?")
+                out.append("".join(text))
+                weights.append(None if dec.aux is None else dec.aux[row])
     return out, weights
 
 
@@ -193,79 +223,6 @@ def char_accuracy(pred: Sequence[str], gold: Sequence[str]) -> float:
         hits += sum(a == b for a, b in zip(p, g, strict=False))
         total += len(g)
     return hits / total
-
-
-def train_model(
-    config: dict[str, Any],
-    attention: str,
-    data: DateSplits,
-    src: Vocab,
-    tgt: Vocab,
-    seed: int,
-    steps: int | None = None,
-) -> tuple[Seq2Seq, dict[str, Any]]:
-    """AdamW, cosine learning rate, gradient clipping; keeps the state with the best validation
-    exact match (checked every ``eval_every`` steps)."""
-    seed_all(seed)
-    m, t = config["model"], config["train"]
-    model = Seq2Seq(
-        Seq2SeqConfig(
-            src_vocab_size=len(src),
-            tgt_vocab_size=len(tgt),
-            pad_id=Vocab.pad_id,
-            bos_id=Vocab.bos_id,
-            eos_id=Vocab.eos_id,
-            embedding_dim=int(m["embedding_dim"]),
-            cell=m.get("cell", "gru"),
-            hidden_size=int(m["hidden_size"]),
-            num_layers=int(m.get("num_layers", 1)),
-            bidirectional_encoder=bool(m.get("bidirectional_encoder", True)),
-            attention=attention,  # type: ignore[arg-type]
-            dropout=float(m.get("dropout", 0.0)),
-        )
-    )
-    x, lengths, y = _encode(data.train, src, tgt)
-    vx, vl, _ = _encode(data.val, src, tgt)
-    vgold = [g for _, g, _ in data.val]
-    steps = int(t["steps"]) if steps is None else steps
-    batch, every = int(t["batch_size"]), int(t["eval_every"])
-    lr = float(t["lr"])
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=lr, weight_decay=float(t.get("weight_decay", 0.0))
-    )
-    warmup = max(1, steps // 20)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        frac = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-    gen = torch.Generator().manual_seed(seed)
-    best: tuple[float, int, dict[str, Tensor]] = (-1.0, 0, {})
-    curve: list[tuple[int, float]] = []
-    model.train()
-    for step in range(steps):
-        idx = torch.randint(len(x), (batch,), generator=gen)
-        lb = lengths[idx]
-        xb = x[idx][:, : int(lb.max())]
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        loss = model.loss(xb, y[idx], lengths=lb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), float(t["clip"]))
-        opt.step()
-        if (step + 1) % every == 0 or step + 1 == steps:
-            pred, _ = _decode_strings(model, vx, vl, tgt)
-            score = exact_match(pred, vgold)
-            curve.append((step + 1, score))
-            if score > best[0]:
-                best = (score, step + 1, copy.deepcopy(model.state_dict()))
-            model.train()
-    model.load_state_dict(best[2])
-    model.eval()
-    return model, {"val_exact_match": best[0], "best_step": best[1], "val_curve": curve}
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -362,16 +319,81 @@ def _per_format(items: Sequence[Triple], pred: Sequence[str]) -> dict[str, float
 # ----------------------------------------------------------------------------- run
 
 
+@dataclass
+class Trained:
+    """One fitted network: its scores on the test and held-out splits and where its run is."""
+
+    em: float
+    char: float
+    held: float | None
+    wall: float
+    cpu: float
+    val: float
+    best_step: int
+    steps: int
+    trainer_test_em: float  # `Seq2SeqTask`'s own test_exact_match: the same number, counted apart
+    run: str
+
+
+def _fit_one(
+    net: Net,
+    seed: int,
+    root: Path,
+    parts: DataParts,
+    held: list[tuple[np.ndarray, np.ndarray]],
+    tgt: Vocab,
+) -> tuple[Trained, list[str], list[Tensor | None], list[str], list[Tensor | None]]:
+    """Fit ``net`` for ``seed`` through `rnnkit.train.fit`, then decode the test and held-out
+    strings with the best checkpoint (the run's artifact, as `rnnkit predict` loads it)."""
+    exp = net.experiment(seed, root)
+    run_dir = root / str(exp.run.name)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # this app's own folder from an earlier run
+    curve = ValidationCurve(str(exp.run.monitor))
+    cpu = time.process_time()
+    with timer() as clock:
+        result = fit(exp, data=parts, callbacks=[curve], test=True)
+        model: Any = load_run(result.run_dir).model
+        assert parts.test is not None
+        pred, weights = _decode_strings(model, parts.test, tgt)
+    held_pred, held_w = _decode_strings(model, held, tgt) if held else ([], [])
+    gold = [tgt_string(t, tgt) for _, t in parts.test]
+    held_gold = [tgt_string(t, tgt) for _, t in held]
+    best = int(np.argmax(curve.values)) if curve.values else 0  # the first best, as checkpointed
+    trained = Trained(
+        em=exact_match(pred, gold),
+        char=char_accuracy(pred, gold),
+        held=exact_match(held_pred, held_gold) if held else None,
+        wall=clock["s"],
+        cpu=time.process_time() - cpu,
+        val=float(result.metrics[str(exp.run.monitor)]),
+        best_step=curve.steps[best] if curve.steps else 0,
+        steps=int(exp.trainer.max_steps),
+        trainer_test_em=float(result.metrics["test_exact_match"]),
+        run=str(result.run_dir),
+    )
+    return trained, pred, weights, held_pred, held_w
+
+
+def tgt_string(ids: np.ndarray, tgt: Vocab) -> str:
+    """The ISO string of EOS-terminated target ids."""
+    return "".join(tgt.decode([int(t) for t in ids if t != Vocab.eos_id]))
+
+
 def run(
     config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool
 ) -> list[dict[str, Any]]:
-    check_config(config)
+    """Fit every variant over ``seeds``, score the baselines once, and return the records."""
+    if not seeds:
+        raise ValueError(f"{APP}: no seeds given")
+    settings = app_settings(Settings, config, app=APP)
+    networks = nets(config, settings)  # every experiment checked before anything is fitted
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = build_data(config)
+    root = out_dir / "runs"
+    data = build_data(settings.data)
     src, tgt = _vocabs(data.train)
     gold = [g for _, g, _ in data.test]
     held_gold = [g for _, g, _ in data.test_heldout]
-    nets = variants(config)
 
     # Baselines: deterministic, computed once on the fixed test split.
     trivial = most_frequent(data.train)
@@ -385,62 +407,44 @@ def run(
     }
     parser_held_em = exact_match(parser_held, held_gold) if held_gold else float("nan")
 
-    tx, tl, _ = _encode(data.test, src, tgt)
-    hx, hl, _ = _encode(data.test_heldout, src, tgt) if data.test_heldout else (None, None, None)
-    res: dict[str, dict[str, list[Any]]] = {
-        v: {"em": [], "char": [], "held": [], "wall": [], "cpu": [], "val": [], "best_step": []}
-        for v in [n.name for n in nets]
-    }
+    parts = DataParts(
+        _pairs(data.train, src, tgt),
+        _pairs(data.val, src, tgt),
+        _pairs(data.test, src, tgt),
+        {"src_vocab": src, "tgt_vocab": tgt},
+    )
+    held = _pairs(data.test_heldout, src, tgt)
+    res: dict[str, list[Trained]] = {n.name: [] for n in networks}
     per_format: dict[str, dict[str, float]] = {}
     heatmaps: list[tuple[str, str, str, Tensor]] = []
     for seed in seeds:
-        for net in nets:
-            cpu = time.process_time()
-            with timer() as clock:
-                model, info = train_model(
-                    config, net.attention, data, src, tgt, seed, steps=net.steps
-                )
-                pred, weights = _decode_strings(model, tx, tl, tgt)
-            r = res[net.name]
-            r["em"].append(exact_match(pred, gold))
-            r["char"].append(char_accuracy(pred, gold))
-            r["wall"].append(clock["s"])
-            r["cpu"].append(time.process_time() - cpu)
-            r["val"].append(info["val_exact_match"])
-            r["best_step"].append(info["best_step"])
-            held_pred: list[str] = []
-            if hx is not None and hl is not None:
-                held_pred, held_w = _decode_strings(model, hx, hl, tgt)
-                r["held"].append(exact_match(held_pred, held_gold))
-            if seed == seeds[0]:
-                fmt_scores = _per_format(data.test, pred)
-                fmt_scores.update(
-                    {f"{k} *": v for k, v in _per_format(data.test_heldout, held_pred).items()}
-                )
-                per_format[net.name] = fmt_scores
-                if net == nets[0] and net.attention != "none":
-                    heatmaps = _pick_heatmaps(config, data, pred, weights)
-                    if data.test_heldout and held_pred:
-                        i = 0
-                        s, _, f = data.test_heldout[i]
-                        w = held_w[i]
-                        if w is not None:
-                            heatmaps.append((s, held_pred[i], f + " (held out)", w))
+        for net in networks:
+            trained, pred, weights, held_pred, held_w = _fit_one(net, seed, root, parts, held, tgt)
+            res[net.name].append(trained)
+            if seed != seeds[0]:
+                continue
+            fmt_scores = _per_format(data.test, pred)
+            fmt_scores.update(
+                {f"{k} *": v for k, v in _per_format(data.test_heldout, held_pred).items()}
+            )
+            per_format[net.name] = fmt_scores
+            if net.index == 0 and weights and weights[0] is not None:
+                heatmaps = _pick_heatmaps(settings.plots.heatmap_formats, data, pred, weights)
+                if held_pred and held_w[0] is not None:
+                    s, _, f = data.test_heldout[0]
+                    heatmaps.append((s, held_pred[0], f + " (held out)", held_w[0]))
     fmt_parser = _per_format(data.test, parser_pred)
     fmt_parser.update({f"{k} *": v for k, v in _per_format(data.test_heldout, parser_held).items()})
     per_format["dateutil parser"] = fmt_parser
     _plot_per_format(per_format, out_dir / "per_format.png")
     if heatmaps:
         _plot_heatmaps(heatmaps[:4], out_dir / "attention.png")
-    return _records(config, seeds, nets, res, base, parser_held_em, t_parse["s"], trivial, data)
+    return _records(seeds, networks, res, base, parser_held_em, t_parse["s"], trivial, data)
 
 
 def _pick_heatmaps(
-    config: dict[str, Any], data: DateSplits, pred: Sequence[str], weights: Sequence[Tensor | None]
+    wanted: Sequence[str], data: DateSplits, pred: Sequence[str], weights: Sequence[Tensor | None]
 ) -> list[tuple[str, str, str, Tensor]]:
-    wanted = list(
-        config.get("plots", {}).get("heatmap_formats", ["weekday_en", "long_fr", "mdy_slash"])
-    )
     out = []
     for fmt in wanted:
         for i, (s, _, f) in enumerate(data.test):
@@ -452,118 +456,84 @@ def _pick_heatmaps(
 
 
 def _records(
-    config: dict[str, Any],
     seeds: list[int],
-    nets: list[Variant],
-    res: dict[str, dict[str, list[Any]]],
+    networks: list[Net],
+    res: dict[str, list[Trained]],
     base: dict[str, tuple[float, float]],
     parser_held_em: float,
     parse_s: float,
     trivial: str,
     data: DateSplits,
 ) -> list[dict[str, Any]]:
-    main = nets[0].name
+    main = networks[0].name
+    r = res[main]
+    wall = float(np.mean([t.wall for t in r]))
     common: dict[str, Any] = {
         "app": APP,
         "dataset": DATASET,
         "seeds": seeds,
         "higher_is_better": True,
-    }
-    sizes: dict[str, Any] = {
         "n_train": len(data.train),
         "n_val": len(data.val),
         "n_test": len(data.test),
         "n_test_heldout": len(data.test_heldout),
         "heldout_formats": data.heldout_formats,
     }
+    extra: dict[str, Any] = {
+        "per_seed_wall_s": [round(t.wall, 1) for t in r],
+        "per_seed_cpu_s": [round(t.cpu, 1) for t in r],
+        "val_exact_match": [t.val for t in r],
+        "best_step": [t.best_step for t in r],
+        "train_steps": r[0].steps,
+        "trainer_test_exact_match": [t.trainer_test_em for t in r],
+        "runs": [t.run for t in r],
+    }
     parser_name = "dateutil parser (dayfirst, fuzzy)"
     trivial_name = f"most frequent training target ({trivial})"
-    out: list[dict[str, Any]] = []
-    for net in nets[:1]:
-        r = res[net.name]
-        label = net.name
-        extra: dict[str, Any] = {
-            "per_seed_wall_s": [round(w, 1) for w in r["wall"]],
-            "per_seed_cpu_s": [round(c, 1) for c in r["cpu"]],
-            "val_exact_match": r["val"],
-            "best_step": r["best_step"],
-            "train_steps": net.steps,
-            **sizes,
-        }
-        head = net.name == main
+    em, char = [t.em for t in r], [t.char for t in r]
+    out = [
+        record(**common, model=main, metric="exact match", values=em, baseline=parser_name,
+               baseline_values=base["parser"][0], wall_s=wall, headline=True, **extra),
+        record(**common, model=main, metric="exact match", values=em, baseline=trivial_name,
+               baseline_values=base["trivial"][0], wall_s=wall, headline=True, **extra),
+        record(**common, model=main, metric="char accuracy", values=char, baseline=parser_name,
+               baseline_values=base["parser"][1], wall_s=wall, headline=False,
+               trivial_char_accuracy=base["trivial"][1], **extra),
+    ]  # fmt: skip
+    if data.test_heldout:
         out.append(
             record(
                 **common,
-                model=label,
-                metric="exact match",
-                values=r["em"],
+                model=main,
+                metric="exact match, held-out format",
+                values=[float(t.held or 0.0) for t in r],
                 baseline=parser_name,
-                baseline_values=base["parser"][0],
-                wall_s=float(np.mean(r["wall"])),
-                headline=head,
-                **extra,
-            )
-        )
-        out.append(
-            record(
-                **common,
-                model=label,
-                metric="exact match",
-                values=r["em"],
-                baseline=trivial_name,
-                baseline_values=base["trivial"][0],
-                wall_s=float(np.mean(r["wall"])),
-                headline=head,
-                **extra,
-            )
-        )
-        out.append(
-            record(
-                **common,
-                model=label,
-                metric="char accuracy",
-                values=r["char"],
-                baseline=parser_name,
-                baseline_values=base["parser"][1],
-                wall_s=float(np.mean(r["wall"])),
+                baseline_values=parser_held_em,
+                wall_s=wall,
+                split="test, held-out format " + ", ".join(data.heldout_formats),
                 headline=False,
-                trivial_char_accuracy=base["trivial"][1],
                 **extra,
             )
         )
-        if r["held"]:
-            out.append(
-                record(
-                    **common,
-                    model=label,
-                    metric="exact match, held-out format",
-                    values=r["held"],
-                    baseline=parser_name,
-                    baseline_values=parser_held_em,
-                    wall_s=float(np.mean(r["wall"])),
-                    split="test, held-out format " + ", ".join(data.heldout_formats),
-                    headline=False,
-                    **extra,
-                )
-            )
-    for net in nets[1:]:
+    for net in networks[1:]:
+        other = res[net.name]
         out.append(
             record(
                 **common,
                 model=main,
                 metric="exact match",
-                values=res[main]["em"],
+                values=em,
                 baseline=net.name,
-                baseline_values=res[net.name]["em"],
-                wall_s=float(np.mean(res[main]["wall"])),
-                baseline_wall_s=round(float(np.mean(res[net.name]["wall"])), 1),
-                baseline_train_steps=net.steps,
-                baseline_cpu_s=[round(c, 1) for c in res[net.name]["cpu"]],
-                baseline_char_accuracy=res[net.name]["char"],
-                baseline_heldout_exact_match=res[net.name]["held"],
-                baseline_val_exact_match=res[net.name]["val"],
-                headline=net.steps == nets[0].steps,
-                **sizes,
+                baseline_values=[t.em for t in other],
+                wall_s=wall,
+                baseline_wall_s=round(float(np.mean([t.wall for t in other])), 1),
+                baseline_train_steps=other[0].steps,
+                baseline_cpu_s=[round(t.cpu, 1) for t in other],
+                baseline_char_accuracy=[t.char for t in other],
+                baseline_heldout_exact_match=[t.held for t in other if t.held is not None],
+                baseline_val_exact_match=[t.val for t in other],
+                baseline_runs=[t.run for t in other],
+                headline=other[0].steps == r[0].steps,
             )
         )
     for rec in out:

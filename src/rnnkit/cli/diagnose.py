@@ -1,6 +1,9 @@
 """``rnnkit diagnose``: PNGs and a verdict from a run's diagnostics, or from a config untrained.
 
-rnnkit diagnose --run runs/NAME            # reads runs/NAME/diagnostics/ (the callback's files)
+rnnkit diagnose --run runs/NAME            # reads runs/NAME/diagnostics/ (the callback's files);
+                                           # a run without them (an application's, or one with
+                                           # trainer.diagnostics_every: 0): its trained model
+                                           # measured on test batches, into runs/NAME/diagnose/
 rnnkit diagnose --config configs/X.yaml [--section.key value ...] [--out DIR]
                                            # one batch of the untrained model, no training
 """
@@ -21,11 +24,7 @@ USAGE = __doc__ or ""
 def _from_config(args: list[str], out: Path, *, batches: int) -> Path:
     """Build the experiment, measure gradient flow on its first train batches, save like the
     callback does."""
-    import torch
-
     from rnnkit.cli._common import peek_task
-    from rnnkit.diagnostics.callback import GradientDiagnostics
-    from rnnkit.diagnostics.flow import gradient_flow
     from rnnkit.train.experiment_io import parse_experiment
     from rnnkit.train.specs import EXPERIMENTS
     from rnnkit.train.trainer import build
@@ -35,13 +34,39 @@ def _from_config(args: list[str], out: Path, *, batches: int) -> Path:
         raise ValueError(f"task must be one of {', '.join(EXPERIMENTS)}; got {task!r}")
     experiment = parse_experiment(EXPERIMENTS[task], args, prog="rnnkit diagnose")
     built = build(experiment)
-    module: Any = built.module
     dm = built.datamodule
     dm.prepare_data()
     dm.setup("fit")
+    return _measure(built.module, dm.train_dataloader(), out, batches=batches)
+
+
+def _from_run(run: str, out: Path, *, batches: int) -> Path:
+    """A finished run's trained model measured on its first test batches (the test split its
+    config names, or the one an application's run stored), saved like the callback does."""
+    from rnnkit.train.artifact import load_run
+    from rnnkit.train.trainer import rebuild
+
+    loaded = load_run(run)
+    built = rebuild(loaded)
+    built.module.model.load_state_dict(loaded.model.state_dict())
+    dm = built.datamodule
+    dm.prepare_data()
+    dm.setup("test")
+    return _measure(built.module, dm.test_dataloader(), out, batches=batches)
+
+
+def _measure(module: Any, loader: Any, out: Path, *, batches: int) -> Path:
+    """Gradient flow, gates and Jacobian spectra of ``module`` on the first ``batches`` of
+    ``loader`` (the training loss, as the callback measures it); written to ``out`` in the
+    callback's format."""
+    import torch
+
+    from rnnkit.diagnostics.callback import GradientDiagnostics
+    from rnnkit.diagnostics.flow import gradient_flow
+
     cb = GradientDiagnostics(out_dir=out, verbose=False)
     module.train()
-    for i, batch in enumerate(dm.train_dataloader()):
+    for i, batch in enumerate(loader):
         if i >= batches:
             break
 
@@ -74,7 +99,12 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--run", help="a run directory trained with GradientDiagnostics")
     parser.add_argument("--config", help="a YAML recipe: diagnose the untrained model")
     parser.add_argument("--out", help="where to write (default: RUN/diagnostics or ./diagnose)")
-    parser.add_argument("--batches", type=int, default=1, help="--config: batches to measure")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=1,
+        help="batches to measure (--config, or a --run without recorded diagnostics)",
+    )
     ns, rest = parser.parse_known_args(list(argv))
     try:
         if (ns.run is None) == (ns.config is None):
@@ -85,7 +115,11 @@ def main(argv: Sequence[str]) -> int:
             source = Path(ns.run) / "diagnostics"
             if not Path(ns.run).is_dir():
                 raise ValueError(f"run directory {ns.run} does not exist")
-            out = Path(ns.out) if ns.out else source
+            if source.is_dir():
+                out = Path(ns.out) if ns.out else source
+            else:  # nothing recorded while training: measure the trained model now
+                out = Path(ns.out) if ns.out else Path(ns.run) / "diagnose"
+                source = _from_run(ns.run, out, batches=ns.batches)
         else:
             out = Path(ns.out or "diagnose")
             args = resolve_configs(["--config", ns.config, *rest])

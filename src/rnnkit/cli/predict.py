@@ -42,8 +42,13 @@ def generate(args: Sequence[str]) -> int:
     )
     ns = parser.parse_args(list(args))
     loaded = load_run(ns.run)
-    if not isinstance(loaded.model, LanguageModel) or loaded.vocab is None:
+    if not isinstance(loaded.model, LanguageModel):
         return fail(f"{ns.run} holds a {loaded.task} model; generate needs a language model run")
+    if loaded.vocab is None:  # e.g. the music app's (pitch, duration) ids: no text to write
+        return fail(
+            f"{ns.run} is a language model over an application's own token ids (no vocab.json); "
+            "generate writes text from a text vocabulary, so sample it from the application"
+        )
     data = loaded.experiment.data
     level = getattr(data, "level", "char")
     if level == "char":

@@ -39,13 +39,22 @@ def test_batches(
     """Up to ``rows`` rows of the run's test split, as ``(x, lengths, y)`` batches (language
     model: contiguous windows of ``lm_steps`` tokens, ``y`` the next tokens)."""
     from rnnkit.train.experiment_io import experiment_from_dict
-    from rnnkit.train.trainer import build
+    from rnnkit.train.in_memory import stored_parts
+    from rnnkit.train.trainer import IN_MEMORY, build
 
     if "experiment" not in meta:
         raise ValueError(f"{meta['_folder']}/model.json has no experiment: cannot read its data")
     experiment = experiment_from_dict(meta["experiment"])
-    data: Any = build(experiment).datamodule
-    if meta["task"] == "language_model":
+    stored = None
+    if meta.get("data") == IN_MEMORY:  # an application's samples: the test split it stored
+        stored = stored_parts(meta)
+        if stored is None:
+            raise ValueError(
+                f"{meta['_folder']} was trained on in-memory data and stored no test split "
+                f"({meta.get('test_split_error', 'none given')}): nothing to check the export on"
+            )
+    data: Any = build(experiment, data=stored).datamodule
+    if meta["task"] == "language_model" and hasattr(data, "corpus"):  # a stream
         ids = np.asarray(data.corpus.test, dtype=np.int64)
         n = min(rows, max(1, (len(ids) - 1) // lm_steps))
         if len(ids) < lm_steps + 1:

@@ -136,6 +136,8 @@ def field_comment(cls: type[Any], dotted: str) -> str | None:
             return None
         f = fields[part]
         target = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.type
+        if isinstance(target, list) and target:  # a list of sections: the keys of one item
+            target = target[0]
         target = type(target) if dataclasses.is_dataclass(target) else target
     if not isinstance(target, type) or not dataclasses.is_dataclass(target):
         return None
@@ -183,6 +185,8 @@ def valid_keys(cls: type[Any], group: str | None = None) -> list[str]:
             return []
         f = fields[part]
         target = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.type
+        if isinstance(target, list) and target:  # a list of sections: the keys of one item
+            target = target[0]
         target = type(target) if dataclasses.is_dataclass(target) else target
     return [f.name for f in dataclasses.fields(target)] if dataclasses.is_dataclass(target) else []
 

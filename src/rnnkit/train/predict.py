@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,42 @@ def forecast_run(run_dir: str | os.PathLike[str], *, horizon: int) -> dict[str, 
     return forecast_ahead(loaded, horizon=horizon)
 
 
+def labeller(loaded: Any) -> Callable[[Any], str]:
+    """How a prediction or target of ``loaded``'s test split is written: a class name, a tag name
+    per step, a seq2seq output as its string (up to ``<eos>``); anything else as its values."""
+    classes = loaded.meta.get("classes") or None
+    model_task = getattr(loaded.model.config, "task", "classification")
+    if loaded.task == "classification" and classes and model_task == "classification":
+        return lambda i: str(classes[int(i)])
+    if loaded.task == "tagging" and classes:
+        return lambda ids: " ".join(str(classes[int(i)]) for i in ids if 0 <= int(i) < len(classes))
+    name = loaded.meta.get("tgt_vocab")
+    if loaded.task == "seq2seq" and name:
+        vocab = Vocab.load(Path(loaded.meta["_folder"]) / name)
+        sep = "" if getattr(loaded.experiment.data, "level", "word") == "char" else " "
+
+        def text(ids: Any) -> str:
+            out = []
+            for i in ids:
+                if int(i) == Vocab.eos_id:
+                    break
+                if int(i) != Vocab.pad_id:
+                    out.append(vocab.decode([int(i)])[0])
+            return sep.join(out)
+
+        return text
+    return str
+
+
 @torch.no_grad()
 def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
-    """Predict the test split of a finished run into ``path`` (CSV: row, prediction, target)."""
+    """Predict the test split of a finished run into ``path`` (CSV: row, prediction, target;
+    labels as names and strings where the run knows them, see `labeller`). A run trained on an
+    application's in-memory data reads the test split its artifact stored."""
     built = rebuild(loaded)
     model = loaded.model
     data: Any = built.datamodule
+    label = labeller(loaded)
     rows: list[tuple[int, str, str]] = []
     for batch in data.test_dataloader():
         if loaded.task == "seq2seq":
@@ -103,8 +133,15 @@ def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
             out = model(batch.x, lengths=batch.lengths)
             if loaded.task == "tagging" or model.config.task == "classification":
                 out = out.argmax(-1)
-        for p, t in zip(out.tolist(), batch.y.tolist(), strict=True):
-            rows.append((len(rows), str(p), str(t)))
+        if loaded.task == "tagging":  # the real steps only, not the padding
+            n = batch.lengths.tolist()
+            pairs = [
+                (p[:k], t[:k]) for p, t, k in zip(out.tolist(), batch.y.tolist(), n, strict=True)
+            ]
+        else:
+            pairs = list(zip(out.tolist(), batch.y.tolist(), strict=True))
+        for p, t in pairs:
+            rows.append((len(rows), label(p), label(t)))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

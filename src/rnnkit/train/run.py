@@ -6,7 +6,8 @@ runs/<name>/
   metrics.csv            Lightning CSV logger rows (train_loss per log step, val_* per validation)
   tensorboard/           TensorBoard events
   checkpoints/           best.ckpt (monitored metric), last.ckpt (for --resume); atomic writes
-  artifact/              model.safetensors, model.json (+ vocab.json / scalers.json)
+  artifact/              model.safetensors, model.json (+ vocab.json / scalers.json; an app's
+                         test_split.safetensors + data_meta.json, rnnkit.train.in_memory)
   loss_curve.png         train and validation loss against optimiser steps
   summary.json           metrics, versions, wall time, seed, the recurrent path that ran
 ```
@@ -29,6 +30,7 @@ from torch import nn
 # The reader (read_artifact_meta, load_weights) is rnnkit.artifact: serving loads without Lightning.
 from rnnkit.artifact import ARTIFACT_FORMAT
 from rnnkit.integrity import (
+    atomic_write_bytes,
     atomic_write_text,
     reason,
     record_digest,
@@ -111,7 +113,7 @@ def save_artifact(
     task: str,
     model_config: Any,
     extra_json: dict[str, Any] | None = None,
-    files: dict[str, str] | None = None,
+    files: Mapping[str, str | bytes] | None = None,
 ) -> None:
     """Write ``model.safetensors`` + extra JSON files + ``model.json`` (with every file's SHA-256,
     written last) into ``directory``; weights holding NaN/Inf are refused."""
@@ -123,8 +125,11 @@ def save_artifact(
         os.replace(tmp, directory / "model.safetensors")
     finally:
         tmp.unlink(missing_ok=True)
-    for name, text in (files or {}).items():
-        atomic_write_text(directory / name, text)
+    for name, content in (files or {}).items():
+        if isinstance(content, bytes):
+            atomic_write_bytes(directory / name, content)
+        else:
+            atomic_write_text(directory / name, content)
     meta = {
         "format": ARTIFACT_FORMAT,
         "task": task,

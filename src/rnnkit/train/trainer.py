@@ -33,6 +33,7 @@ from rnnkit.integrity import clean_orphans
 from rnnkit.provenance import versions
 from rnnkit.train.artifact import load_run
 from rnnkit.train.config import Common, monitor_mode, parse_duration
+from rnnkit.train.in_memory import stored_parts, stored_split_files
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
@@ -62,8 +63,10 @@ def build(experiment: Any, *, data: Any = None) -> Built:
 
         return build_user(experiment)  # rebuilt from its config: the files are named there
     built = TASKS[experiment.task](experiment, data)
-    if data is not None:  # the config alone cannot rebuild this data: say so in the artifact
+    if data is not None and not getattr(data, "restored", False):
+        # the config alone cannot rebuild this data: say so, and keep its test split
         built.artifact_json.setdefault("data", IN_MEMORY)
+        built.binary_files.update(stored_split_files(data, built.artifact_json))
     return built
 
 
@@ -71,13 +74,17 @@ IN_MEMORY = "in-memory (build(data=...)); re-scoring needs the same data"
 
 
 def rebuild(loaded: Any, *, data: Any = None, overrides: Any = None) -> Built:
-    """`build` for a finished run; a clear error when it was trained on in-memory data and none
-    is given (its config would silently read some other data)."""
+    """`build` for a finished run. A run trained on in-memory data is rebuilt on ``data``, else on
+    the test split its artifact stored (train and validation splits empty); a clear error when it
+    has neither (its config would silently read some other data)."""
     if data is None and loaded.meta.get("data") == IN_MEMORY:
-        raise ValueError(
-            f"{loaded.run_dir} was trained on data an application built in memory; pass the same "
-            "data (data=DataParts(...)) to re-score it"
-        )
+        data = stored_parts(loaded.meta)
+        if data is None:
+            raise ValueError(
+                f"{loaded.run_dir} was trained on data an application built in memory and stored "
+                f"no test split ({loaded.meta.get('test_split_error', 'none given')}); pass the "
+                "same data (data=DataParts(...)) to re-score it"
+            )
     return build(overrides or loaded.experiment, data=data)
 
 
@@ -523,7 +530,7 @@ def _finish(
             "experiment": json.loads(json.dumps(asdict(experiment))),
             **built.artifact_json,
         },
-        files=built.files,
+        files={**built.files, **built.binary_files},
     )
     extras = built.after_fit(built) if built.after_fit is not None else {}
     plotted = experiment.run.plot and plot_loss_curve(
@@ -569,6 +576,11 @@ def evaluate(
     """
     loaded = load_run(run_dir)
     experiment = overrides or loaded.experiment
+    if stage == "validate" and data is None and loaded.meta.get("data") == IN_MEMORY:
+        raise ValueError(
+            f"{run_dir} was trained on in-memory data and stores only its test split; pass the "
+            "same data (data=DataParts(...)) to validate it"
+        )
     built = rebuild(loaded, data=data, overrides=overrides)
     built.module.model.load_state_dict(loaded.model.state_dict())
     _quiet()

@@ -213,6 +213,7 @@ class Built:
     model_config: Any
     train_batches: int  # optimiser steps per epoch (global)
     files: dict[str, str] = field(default_factory=dict)  # extra artifact files (vocab.json, ...)
+    binary_files: dict[str, bytes] = field(default_factory=dict)  # (test_split.safetensors)
     artifact_json: dict[str, Any] = field(default_factory=dict)  # extra model.json fields
     baselines: dict[str, float] = field(default_factory=dict)  # metrics of reference predictors
     use_distributed_sampler: bool = True  # False when the data splits itself by rank

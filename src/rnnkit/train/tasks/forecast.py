@@ -155,7 +155,7 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
     elif data is None:
         data, files = _registry(d.source, d.horizon)
     parts = as_parts(data)
-    first = parts[0][0]
+    first = next(p[0] for p in parts if p)  # a run's stored test split has no training part
     targets = int(np.asarray(first[1]).shape[-1])
     horizon = int(np.asarray(first[1]).shape[0])
     covariates = int(np.asarray(first[2]).shape[-1]) if len(first) == 3 else 0
