@@ -106,6 +106,8 @@ def run_inputs(built: Any, experiment: Any, *, split: str) -> tuple[str, dict[st
     if parts is None or parts[1] is None or (split == "test" and parts[2] is None):
         return None
     train, val = _samples(parts[0]), _samples(parts[1])
+    if not train:  # a run rebuilt from its stored test split alone: nothing to fit a baseline on
+        return None
     held = val if split == "val" else _samples(parts[2])
     if task == "language_model":
         seqs: list[Sequence[int]] = [_ids(s) for s in train]
