@@ -112,6 +112,9 @@ class SeriesSpec:
     step: int | None = None  # origins step back by this (None: horizon)
     transform: Literal["none", "log"] = "none"  # the RNN models log values (multiplicative)
     season_covariates: bool = True  # sin/cos of the season phase as known covariates
+    # The hybrid's statistical base for this series (experiment.model.base; None: the
+    # experiment's), with period ``season``; chosen on origins before the test ones.
+    base: Literal["none", "naive", "seasonal_naive", "ets"] | None = None
     impute: str | None = None  # rnnkit.data.Imputer method for gaps (co2)
     resample: str | None = None  # resample to this pandas frequency after imputing (co2: MS)
     plot_history: int | None = None  # history points in the plot (None: 4 horizons)
@@ -184,13 +187,15 @@ def check_config(config: dict[str, Any]) -> Recipe:
 
 def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name: str) -> Any:
     """One fit's `ForecastingExperiment`: the recipe's ``experiment:`` plus this series' window."""
-    fixed = {
+    fixed: dict[str, Any] = {
         "task": "forecasting",
         "seed": seed,
         # the windows are built in memory per origin: the source names them, not a registry set
         "data": {"source": f"{APP}:{name}", "seq_len": spec.input_len, "horizon": spec.horizon},
         "run": {"root": str(root), "name": name},
     }
+    if spec.base is not None:
+        fixed["model"] = {"base": spec.base}
     try:
         exp = experiment_from_dict(merge(recipe.experiment, fixed))
     except ValueError as err:
@@ -362,7 +367,10 @@ def fit_rnn(
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
     checks = _Checks()
-    built = build(exp, data=DataParts(_shifted(train), _shifted(val), _shifted([origin])))
+    parts = DataParts(
+        _shifted(train), _shifted(val), _shifted([origin]), meta={"season": ds.season}
+    )
+    built = build(exp, data=parts)
     result = fit(exp, built=built, callbacks=[checks], test=True)
     model = built.module.model.eval()  # ends on the best checkpoint, as saved in the artifact
     x_test, _, *c_test = _shifted([origin])[0]
@@ -564,6 +572,8 @@ def _records(
     model = f"{spec.cell.upper()}-{spec.hidden_size} Forecaster"
     if ds.transform == "log":
         model += " (log)"
+    if spec.base != "none":
+        model += f" + {spec.base} base"
     dataset = f"{name} (h={ds.horizon}, {len(res['origins'])} origins)"
     per_seed = res["rnn_wall_s"]
     wall = float(np.mean(per_seed))

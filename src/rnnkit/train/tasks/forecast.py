@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.datasets import load
 from rnnkit.models import Forecaster, ForecasterConfig
+from rnnkit.models._base import fit_ets, min_steps
 from rnnkit.train.specs import ForecastingExperiment, spec_dict
 from rnnkit.train.tasks.base import (
     Built,
@@ -127,6 +128,26 @@ def _registry(source: str, horizon: int) -> tuple[DataParts, dict[str, str]]:
     return DataParts(parts[0], parts[1], parts[2], meta), {"scalers.json": data.state_json()}
 
 
+def _fit_base(base: str, parts: Sequence[Sequence[Any]], *, season: int) -> list[float] | None:
+    """Check every window is long enough for the base; fit the ETS base on the training windows."""
+    if base == "none":
+        return None
+    need = min_steps(base, season)
+    for name, part in zip(("training", "validation", "test"), parts, strict=False):
+        short = [len(s[0]) for s in part or [] if len(s[0]) < need]
+        if short:
+            raise ValueError(
+                f"model.base {base!r} with season {season} needs input windows of at least "
+                f"{need} steps; {len(short)} {name} windows have {min(short)}: set data.seq_len "
+                f">= {need}, or model.season / model.base to fit"
+            )
+    if base != "ets":
+        return None
+    x = torch.stack([torch.as_tensor(np.asarray(s[0]), dtype=torch.float64) for s in parts[0]])
+    y = torch.stack([torch.as_tensor(np.asarray(s[1]), dtype=torch.float64) for s in parts[0]])
+    return list(fit_ets(x, y, season=season))
+
+
 def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Built:
     """Windows -> `Forecaster` (with ``covariate_size`` from the samples) -> `ForecastTask`."""
     d = experiment.data
@@ -141,11 +162,15 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
     horizon = int(np.asarray(first[1]).shape[0])
     covariates = int(np.asarray(first[2]).shape[-1]) if len(first) == 3 else 0
     scale = float(data.meta.get("naive_scale", naive_scale(parts[0])))
+    spec = experiment.model
+    season = spec.season or int(data.meta.get("season", 1))
     config = ForecasterConfig(
         target_size=targets,
         covariate_size=covariates,
         horizon=horizon,
-        **spec_dict(experiment.model),
+        **spec_dict(spec, drop=("season",)),
+        season=season,
+        ets=_fit_base(spec.base, parts, season=season),
     )
     module = ForecastTask(Forecaster(config), naive_scale=scale, **task_kwargs(experiment))
     opts = data_options(d, parts, seed=experiment.seed, lengths=lambda s: len(s[0]))
