@@ -75,7 +75,7 @@ def base_forecast(
 
 def _ets(x: Tensor, lengths: Tensor, coef: Tensor, *, horizon: int, season: int) -> Tensor:
     alpha, beta, gamma, phi = coef.to(x.dtype).unbind()
-    batch, steps, size = x.shape
+    steps, size = x.shape[1], x.shape[2]  # (B, T, Y)
     m = season
     first = x[:, :m]  # (B, m, Y)
     level = first.mean(1)  # (B, Y)
@@ -123,10 +123,10 @@ def fit_ets(x: Tensor, y: Tensor, *, season: int, iterations: int = 30) -> tuple
         optimiser.zero_grad()
         pred = _ets(xs, lengths, lo + span * torch.sigmoid(raw), horizon=ys.shape[1], season=season)
         loss = ((pred - ys) ** 2).mean()
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         return loss
 
-    optimiser.step(closure)  # type: ignore[no-untyped-call]
+    optimiser.step(closure)
     coef = (lo + span * torch.sigmoid(raw)).detach()
     if not torch.isfinite(coef).all():
         coef = torch.tensor(ETS_START, dtype=torch.float64)
