@@ -3,6 +3,8 @@ base reads nothing after a window's last real step, and the ETS filter equals a 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,15 @@ ETS = [0.4, 0.1, 0.3, 0.9]
 def _hybrid(base: str, **kw: object) -> Forecaster:
     torch.manual_seed(0)
     config = ForecasterConfig(
-        horizon=5, base=base, season=4, ets=ETS, hidden_size=8, distribution="gaussian", **kw
-    )  # type: ignore[arg-type]
+        horizon=5,
+        base=base,  # type: ignore[arg-type]
+        season=4,
+        ets=ETS,
+        base_scale=0.5,
+        hidden_size=8,
+        distribution="gaussian",
+        **kw,  # type: ignore[arg-type]
+    )
     return Forecaster(config)
 
 
@@ -36,6 +45,8 @@ def test_untrained_hybrid_is_exactly_its_base(base: str) -> None:
     forecast = model(x, lengths=lengths)
     want = model.base_forecast(x, lengths)
     assert torch.equal(forecast.mean, want)  # bit for bit: the head starts at zero
+    assert forecast.log_var is not None  # and its spread is the base's training error
+    torch.testing.assert_close(forecast.log_var, torch.full_like(want, 2 * math.log(0.5)))
     assert not torch.equal(want, torch.zeros_like(want))
     if base == "naive":
         torch.testing.assert_close(want[1, :, 0], x[1, 8, 0].expand(5))

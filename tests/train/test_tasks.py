@@ -53,7 +53,7 @@ from rnnkit.train.trainer import build, fit
         (
             ForecasterSpec,
             ForecasterConfig,
-            {"target_size", "covariate_size", "horizon", "ets"},
+            {"target_size", "covariate_size", "horizon", "ets", "base_scale"},
         ),
         (
             Seq2SeqSpec,

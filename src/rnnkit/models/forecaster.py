@@ -14,10 +14,12 @@ Two strategies:
   ``step`` streams observations (an online monitor): it takes ``y_t`` and returns the forecast of
   ``y_{t+1}``; :meth:`Forecaster.predict_next` is its full-sequence equal.
 
-A hybrid (``base`` other than ``"none"``, direct strategy) adds the head's mean to a statistical
-base forecast computed from the input window alone (`rnnkit.models._base`: naive, seasonal naive,
-ETS): ``mean = base(x) + head(...)``. Its head starts at zero, so an untrained hybrid forecasts
-exactly the base and training learns the correction (ES-RNN, Smyl 2018; Zhang's ARIMA + ANN).
+A hybrid (``base`` other than ``"none"``, direct strategy) adds the head's output to a
+statistical base forecast computed from the input window alone (`rnnkit.models._base`: naive,
+seasonal naive, ETS): ``mean = base(x) + base_scale * head(...)``, with ``base_scale`` the base's
+RMS error on the training windows, so the head learns in units of the base's own error. The head
+starts at zero: an untrained hybrid forecasts exactly the base, and training learns the
+correction (ES-RNN, Smyl 2018; Zhang's ARIMA + ANN hybrid).
 
 ``distribution="gaussian"`` predicts a mean and a log-variance per value, trained by Gaussian
 negative log-likelihood ``0.5 * (log s^2 + (y - mu)^2 / s^2 + log 2 pi)``;
@@ -68,6 +70,7 @@ class ForecasterConfig:
     base: Literal["none", "naive", "seasonal_naive", "ets"] = "none"  # hybrid: head adds to this
     season: int = 1  # m, the base's seasonal period (seasonal_naive, ets)
     ets: list[float] | None = None  # base "ets": alpha, beta, gamma, phi (fitted on training)
+    base_scale: float = 1.0  # the head's unit: RMS error of the base on the training windows
 
     def __post_init__(self) -> None:
         check_positive(
@@ -82,6 +85,8 @@ class ForecasterConfig:
             raise ValueError(f"base {self.base!r} needs strategy='direct', got {self.strategy!r}")
         if self.base == "ets" and (self.ets is None or len(self.ets) != 4):
             raise ValueError(f"base 'ets' needs ets = [alpha, beta, gamma, phi], got {self.ets}")
+        if not (math.isfinite(self.base_scale) and self.base_scale > 0):
+            raise ValueError(f"base_scale must be a finite number > 0, got {self.base_scale}")
         if self.covariate_size < 0:
             raise ValueError(f"covariate_size must be >= 0, got {self.covariate_size}")
         check_choice("strategy", self.strategy, ("direct", "autoregressive"))
@@ -284,7 +289,13 @@ class Forecaster(nn.Module):
         forecast = self._split(raw.flatten(2))
         if c.base == "none":
             return forecast
-        return Forecast(forecast.mean + self.base_forecast(x, lengths), forecast.log_var)
+        # The head speaks in units of the base's typical error, so its zero start is also a
+        # variance that fits the base (log_var 0 -> the base's training RMS error).
+        mean = self.base_forecast(x, lengths) + c.base_scale * forecast.mean
+        log_var = None
+        if forecast.log_var is not None:
+            log_var = forecast.log_var + 2 * math.log(c.base_scale)
+        return Forecast(mean, log_var)
 
     def base_forecast(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``(B, H, Y)`` the statistical base of a hybrid, from each row's window alone."""

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.datasets import load
 from rnnkit.models import Forecaster, ForecasterConfig
-from rnnkit.models._base import fit_ets, min_steps
+from rnnkit.models._base import base_forecast, fit_ets, min_steps
 from rnnkit.train.specs import ForecastingExperiment, spec_dict
 from rnnkit.train.tasks.base import (
     Built,
@@ -128,10 +128,13 @@ def _registry(source: str, horizon: int) -> tuple[DataParts, dict[str, str]]:
     return DataParts(parts[0], parts[1], parts[2], meta), {"scalers.json": data.state_json()}
 
 
-def _fit_base(base: str, parts: Sequence[Sequence[Any]], *, season: int) -> list[float] | None:
-    """Check every window is long enough for the base; fit the ETS base on the training windows."""
+def _fit_base(
+    base: str, parts: Sequence[Sequence[Any]], *, season: int, horizon: int
+) -> dict[str, Any]:
+    """The hybrid's fitted fields: ETS coefficients (base ``ets``) and ``base_scale``, the base's
+    RMS error on the training windows; every window is checked to be long enough first."""
     if base == "none":
-        return None
+        return {}
     need = min_steps(base, season)
     for name, part in zip(("training", "validation", "test"), parts, strict=False):
         short = [len(s[0]) for s in part or [] if len(s[0]) < need]
@@ -141,11 +144,14 @@ def _fit_base(base: str, parts: Sequence[Sequence[Any]], *, season: int) -> list
                 f"{need} steps; {len(short)} {name} windows have {min(short)}: set data.seq_len "
                 f">= {need}, or model.season / model.base to fit"
             )
-    if base != "ets":
-        return None
     x = torch.stack([torch.as_tensor(np.asarray(s[0]), dtype=torch.float64) for s in parts[0]])
     y = torch.stack([torch.as_tensor(np.asarray(s[1]), dtype=torch.float64) for s in parts[0]])
-    return list(fit_ets(x, y, season=season))
+    ets = list(fit_ets(x, y, season=season)) if base == "ets" else None
+    lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    coef = None if ets is None else torch.tensor(ets, dtype=torch.float64)
+    pred = base_forecast(x, lengths, base=base, horizon=horizon, season=season, ets=coef)
+    rms = float(((pred - y) ** 2).mean().sqrt())
+    return {"ets": ets, "base_scale": round(rms, 8) if rms > 1e-8 else 1.0}
 
 
 def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Built:
@@ -170,7 +176,7 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
         horizon=horizon,
         **spec_dict(spec, drop=("season",)),
         season=season,
-        ets=_fit_base(spec.base, parts, season=season),
+        **_fit_base(spec.base, parts, season=season, horizon=horizon),
     )
     module = ForecastTask(Forecaster(config), naive_scale=scale, **task_kwargs(experiment))
     opts = data_options(d, parts, seed=experiment.seed, lengths=lambda s: len(s[0]))
