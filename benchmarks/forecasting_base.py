@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 "MASE": float(np.mean(mase)),
                 "per_seed": mase,
                 "wall_s": round(time.time() - start, 1),
+                "head_kept": res["heads"],  # False: validation kept the bare base
             }
             print(name, base, row["bases"][base], flush=True)
         print(name, "baselines", row["baselines"], flush=True)

@@ -93,3 +93,38 @@ def test_baselines_reproduce_the_reference_airline_figures() -> None:
     assert name == "ARIMA(0, 1, 1)(0, 1, 1)12 on logs"
     assert rmse(actual, mean) == pytest.approx(43.2, abs=0.05)
     assert (bounds[:, 0] < mean).all() and (mean < bounds[:, 1]).all()
+
+
+@pytest.mark.parametrize("trend", [None, "add"])
+def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None) -> None:
+    """Row e of the base is the H-step forecast from the state after z[:e]: its first column is
+    statsmodels' one-step fitted value (which reads only earlier values) and the last row its
+    forecast; the windows carry it, shifted like their values, after their past steps."""
+    import warnings
+
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    rng = np.random.default_rng(0)
+    t = np.arange(90)
+    z = 0.02 * t + np.sin(2 * np.pi * t / 12) + 0.2 * rng.standard_normal(90)
+    spec = fc.ETSSpec(
+        trend=trend, damped_trend=trend is not None, seasonal="mul", seasonal_periods=12
+    )
+    paths = fc._ets_paths(z, spec, horizon=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ExponentialSmoothing(
+            z,
+            trend=trend,
+            damped_trend=trend is not None,
+            seasonal="add",
+            seasonal_periods=12,
+            initialization_method="estimated",
+        ).fit()
+    np.testing.assert_allclose(paths[-1], fit.forecast(6), atol=1e-9)
+    np.testing.assert_allclose(paths[:-1, 0], fit.fittedvalues, atol=1e-9)
+    windows = fc.windows(z[:, None], None, end=90, seq_len=24, horizon=6)
+    carried = fc._with_base(windows, paths, input_len=24)
+    x, _, cov = carried[10]  # inputs z[10:34], first target step 34
+    assert cov.shape == (30, 1) and not cov[:24].any()
+    np.testing.assert_allclose(cov[24:, 0], paths[34] - x[-1, 0])

@@ -33,6 +33,7 @@ means, so all three series are forecast at their natural seasonal period.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import shutil
@@ -114,7 +115,9 @@ class SeriesSpec:
     season_covariates: bool = True  # sin/cos of the season phase as known covariates
     # The hybrid's statistical base for this series (experiment.model.base; None: the
     # experiment's), with period ``season``; chosen on origins before the test ones.
-    base: Literal["none", "naive", "seasonal_naive", "ets"] | None = None
+    # ets_history: this series' `ets` spec (season additive, on the modelled scale) fitted on the
+    # training part and filtered over the whole history to each window's end (`_ets_paths`).
+    base: Literal["none", "naive", "seasonal_naive", "ets", "ets_history"] | None = None
     impute: str | None = None  # rnnkit.data.Imputer method for gaps (co2)
     resample: str | None = None  # resample to this pandas frequency after imputing (co2: MS)
     plot_history: int | None = None  # history points in the plot (None: 4 horizons)
@@ -195,7 +198,9 @@ def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name:
         "run": {"root": str(root), "name": name},
     }
     if spec.base is not None:
-        fixed["model"] = {"base": spec.base}
+        fixed["model"] = {"base": "given" if spec.base == "ets_history" else spec.base}
+        if spec.base == "ets_history" and spec.ets is None:
+            raise ValueError(f"{APP} recipe: base 'ets_history' of {name!r} needs its 'ets' spec")
     try:
         exp = experiment_from_dict(merge(recipe.experiment, fixed))
     except ValueError as err:
@@ -297,6 +302,7 @@ class RNNForecast:
     best_step: int
     val_mae: float
     run_dir: str
+    head: bool = True  # False: validation preferred the bare base; the forecast is the base's
 
     @property
     def point(self) -> np.ndarray:
@@ -356,6 +362,12 @@ def fit_rnn(
     origin: tuple[Any, ...] = (z[n - input_len :], z_future)
     if cov is not None:
         origin = (*origin, cov[n - input_len :])
+    if ds.base == "ets_history":
+        assert ds.ets is not None  # checked with the recipe
+        paths = _ets_paths(z[:, 0], ds.ets, horizon=horizon)  # (n + 1, H)
+        train = _with_base(train, paths, input_len=input_len)
+        val = _with_base(every, paths, input_len=input_len)[len(every) - len(val) :]
+        origin = _with_base([origin], paths, input_len=input_len, first=n - input_len)[0]
     base = recipe.experiments[series]
     exp = dataclasses.replace(
         base,
@@ -373,6 +385,17 @@ def fit_rnn(
     built = build(exp, data=parts)
     result = fit(exp, built=built, callbacks=[checks], test=True)
     model = built.module.model.eval()  # ends on the best checkpoint, as saved in the artifact
+    best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
+    head = True
+    if model.config.base != "none":
+        # The untrained hybrid is the bare base: a candidate like any checkpoint. Where the
+        # validation windows say training did not beat it, forecast with the base alone.
+        bare = copy.deepcopy(model)
+        torch.nn.init.zeros_(bare.head.weight)
+        torch.nn.init.zeros_(bare.head.bias)
+        base_mae = _mae_on(bare, _shifted(val))
+        if not base_mae > best_mae:
+            model, head, best_step, best_mae = bare, False, 0, base_mae
     x_test, _, *c_test = _shifted([origin])[0]
     x = torch.from_numpy(x_test)[None]  # (1, T, 1)
     c = torch.from_numpy(c_test[0])[None] if c_test else None  # (1, T + H, 2)
@@ -381,8 +404,78 @@ def fit_rnn(
     last = float(z[-1, 0])
     q = scaler.inverse_transform((q + last).astype(np.float64).reshape(-1, 1), columns=[0])
     q = q.reshape(horizon, len(LEVELS))
-    best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
-    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir))
+    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir), head)
+
+
+def _mae_on(model: Forecaster, samples: list[tuple[np.ndarray, ...]]) -> float:
+    """The mean absolute error of ``model``'s mean forecast on ``samples`` (the task's val_mae)."""
+    x = torch.from_numpy(np.stack([s[0] for s in samples]))  # (N, T, 1)
+    y = torch.from_numpy(np.stack([s[1] for s in samples]))  # (N, H, 1)
+    c = torch.from_numpy(np.stack([s[2] for s in samples])) if len(samples[0]) > 2 else None
+    with torch.no_grad():
+        return float((model(x, covariates=c).mean - y).abs().mean())
+
+
+def _ets_paths(z: np.ndarray, spec: ETSSpec, *, horizon: int) -> np.ndarray:
+    """``(n + 1, H)``: row ``e`` is the ``H``-step forecast of additive Holt-Winters from the state
+    after ``z[:e]``. The coefficients and initial states are statsmodels' maximum-likelihood fit
+    on all of ``z`` (the training part before the origin); the recursion is statsmodels' own, so
+    row ``n`` equals its ``forecast(H)``. A trend or season the spec lacks is left out."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    m = spec.seasonal_periods or 1
+    seasonal = spec.seasonal is not None and m > 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+        p = (
+            ExponentialSmoothing(
+                z,
+                trend="add" if spec.trend else None,
+                damped_trend=spec.damped_trend,
+                seasonal="add" if seasonal else None,
+                seasonal_periods=m if seasonal else None,
+                initialization_method="estimated",
+            )
+            .fit()
+            .params
+        )
+    alpha = float(p["smoothing_level"])
+    beta = float(p["smoothing_trend"]) if spec.trend else 0.0
+    gamma = float(p["smoothing_seasonal"]) if seasonal else 0.0
+    phi = float(p["damping_trend"]) if spec.trend and spec.damped_trend else 1.0
+    level = float(p["initial_level"])
+    trend = float(p["initial_trend"]) if spec.trend else 0.0
+    season = list(np.asarray(p["initial_seasons"], dtype=np.float64)) if seasonal else [0.0]
+    m = len(season)
+    damp = np.cumsum(phi ** np.arange(1, horizon + 1))
+    ahead = np.arange(horizon)
+    out = np.empty((len(z) + 1, horizon))
+    for t in range(len(z) + 1):
+        out[t] = level + damp * trend + np.asarray(season)[(t + ahead) % m]
+        if t == len(z):
+            break
+        s_old = season[t % m]
+        new_level = alpha * (z[t] - s_old) + (1 - alpha) * (level + phi * trend)
+        new_trend = beta * (new_level - level) + (1 - beta) * phi * trend
+        season[t % m] = gamma * (z[t] - level - phi * trend) + (1 - gamma) * s_old
+        level, trend = new_level, new_trend
+    return out
+
+
+def _with_base(
+    samples: list[tuple[Any, ...]], paths: np.ndarray, *, input_len: int, first: int = 0
+) -> list[tuple[Any, ...]]:
+    """Windows with the base forecast from each window's end as one more covariate channel
+    (zero over the past steps), the channel a ``base: given`` model reads; minus the window's
+    last value, as `_shifted` will shift its inputs and targets."""
+    out = []
+    for k, s in enumerate(samples):
+        end = first + k + input_len  # the window's first target step
+        channel = np.zeros((input_len + len(paths[end]), 1))
+        channel[input_len:, 0] = paths[end] - s[0][-1, 0]  # shifted like the window
+        cov = channel if len(s) < 3 else np.concatenate([s[2], channel], axis=1)
+        out.append((s[0], s[1], cov))
+    return out
 
 
 # ---------------------------------------------------------------- baselines
@@ -470,6 +563,7 @@ def evaluate_series(
     rnn_wall = {s: 0.0 for s in seeds}
     rnn_cpu = {s: 0.0 for s in seeds}
     best_steps: list[int] = []
+    heads: list[bool] = []
     run_dirs: list[str] = []
     last_plot: dict[str, Any] = {}
     base_wall, base_cpu = 0.0, 0.0
@@ -526,6 +620,7 @@ def evaluate_series(
             rnn_cover[s]["95"].append(_covered(actual, q[:, 0], q[:, 4]))
             rnn_cover[s]["80"].append(_covered(actual, q[:, 1], q[:, 3]))
             best_steps.append(fc.best_step)
+            heads.append(fc.head)
             run_dirs.append(fc.run_dir)
             if k == len(origins) - 1 and s == seeds[0]:
                 last_plot = {
@@ -552,6 +647,7 @@ def evaluate_series(
         "rnn_wall_s": [rnn_wall[s] for s in seeds],
         "rnn_cpu_s": [rnn_cpu[s] for s in seeds],
         "best_steps": best_steps,
+        "heads": heads,
         "run_dirs": run_dirs,
         "plot": last_plot,
     }
@@ -572,8 +668,9 @@ def _records(
     model = f"{spec.cell.upper()}-{spec.hidden_size} Forecaster"
     if ds.transform == "log":
         model += " (log)"
-    if spec.base != "none":
-        model += f" + {spec.base} base"
+    base = ds.base or spec.base
+    if base != "none":
+        model += f" + {base.replace('_', ' ')} base"
     dataset = f"{name} (h={ds.horizon}, {len(res['origins'])} origins)"
     per_seed = res["rnn_wall_s"]
     wall = float(np.mean(per_seed))
@@ -595,6 +692,7 @@ def _records(
         "rnn_interval_coverage": res["rnn_coverage"],
         "arima_interval_coverage": res["arima_coverage"],
         "selected_steps": res["best_steps"],
+        "head_kept": res["heads"],  # per run: False = validation kept the bare base
         "runs": res["run_dirs"],  # one run directory per origin and seed (rnnkit.train.load_run)
         "notes": series.note or None,
         "data_source": series.info.get("source"),

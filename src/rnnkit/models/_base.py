@@ -23,6 +23,9 @@ by their last value.
   change of the mean over the second season, 0 without one). The four coefficients are fitted
   once on the training windows (`fit_ets`) and stored in the model config: one fit per run, no
   refit per origin, and a window never sees a value after its own last step.
+- ``given``: the base forecast arrives as the last known covariate's future steps, computed by the
+  caller (the forecasting app filters statsmodels' ETS over each series' whole history with
+  coefficients fitted before the origin, which no window of ``T`` steps can do by itself).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-BASES = ("none", "naive", "seasonal_naive", "ets")
+BASES = ("none", "naive", "seasonal_naive", "ets", "given")
 ETS_START = (0.3, 0.05, 0.1, 0.95)  # alpha, beta, gamma, phi before `fit_ets`
 
 

@@ -67,7 +67,8 @@ class ForecasterConfig:
     hidden_size: int = 64  # recurrent state size
     num_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.0  # between stacked layers
-    base: Literal["none", "naive", "seasonal_naive", "ets"] = "none"  # hybrid: head adds to this
+    # hybrid: the head adds to this base ("given": the last covariate's future steps)
+    base: Literal["none", "naive", "seasonal_naive", "ets", "given"] = "none"
     season: int = 1  # m, the base's seasonal period (seasonal_naive, ets)
     ets: list[float] | None = None  # base "ets": alpha, beta, gamma, phi (fitted on training)
     base_scale: float = 1.0  # the head's unit: RMS error of the base on the training windows
@@ -85,6 +86,12 @@ class ForecasterConfig:
             raise ValueError(f"base {self.base!r} needs strategy='direct', got {self.strategy!r}")
         if self.base == "ets" and (self.ets is None or len(self.ets) != 4):
             raise ValueError(f"base 'ets' needs ets = [alpha, beta, gamma, phi], got {self.ets}")
+        if self.base == "given" and (self.covariate_size < 1 or self.target_size != 1):
+            raise ValueError(
+                "base 'given' reads the base forecast from the last covariate: it needs "
+                f"covariate_size >= 1 and target_size 1, got {self.covariate_size} and "
+                f"{self.target_size}"
+            )
         if not (math.isfinite(self.base_scale) and self.base_scale > 0):
             raise ValueError(f"base_scale must be a finite number > 0, got {self.base_scale}")
         if self.covariate_size < 0:
@@ -291,7 +298,12 @@ class Forecaster(nn.Module):
             return forecast
         # The head speaks in units of the base's typical error, so its zero start is also a
         # variance that fits the base (log_var 0 -> the base's training RMS error).
-        mean = self.base_forecast(x, lengths) + c.base_scale * forecast.mean
+        if c.base == "given":
+            assert covariates is not None  # checked by _check: covariate_size >= 1
+            base = _future(covariates, lengths, c.horizon)[..., -1:]  # (B, H, 1)
+        else:
+            base = self.base_forecast(x, lengths)
+        mean = base + c.base_scale * forecast.mean
         log_var = None
         if forecast.log_var is not None:
             log_var = forecast.log_var + 2 * math.log(c.base_scale)
@@ -300,6 +312,8 @@ class Forecaster(nn.Module):
     def base_forecast(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``(B, H, Y)`` the statistical base of a hybrid, from each row's window alone."""
         c = self.config
+        if c.base == "given":
+            raise ValueError("base 'given' is read from the covariates, not computed from x")
         lengths = self._check(x, lengths, None, extra=c.horizon, covariates_needed=False)
         need = min_steps(c.base, c.season)
         if int(lengths.min()) < need:

@@ -87,7 +87,8 @@ class ForecasterSpec(_Checked):
     # Hybrid: the head learns a correction to this statistical base, computed from each input
     # window (`rnnkit.models._base`); it starts exactly at the base. "ets" fits its four
     # coefficients on the training windows.
-    base: Literal["none", "naive", "seasonal_naive", "ets"] = "none"
+    # "given": the last known covariate's future steps (an app computes them; see the model).
+    base: Literal["none", "naive", "seasonal_naive", "ets", "given"] = "none"
     season: int = 0  # the base's period; 0: from the data (its frequency, or the app's season)
 
     def __post_init__(self) -> None:

@@ -146,6 +146,15 @@ def _fit_base(
             )
     x = torch.stack([torch.as_tensor(np.asarray(s[0]), dtype=torch.float64) for s in parts[0]])
     y = torch.stack([torch.as_tensor(np.asarray(s[1]), dtype=torch.float64) for s in parts[0]])
+    if base == "given":
+        if any(len(s) < 3 for s in parts[0]):
+            raise ValueError(
+                "model.base 'given' reads the base forecast from the last known covariate; "
+                "these windows have no covariates"
+            )
+        given = np.stack([np.asarray(s[2])[-y.shape[1] :, -1:] for s in parts[0]])  # (N, H, 1)
+        rms = float(np.sqrt(((given - y.numpy()) ** 2).mean()))
+        return {"base_scale": round(rms, 8) if rms > 1e-8 else 1.0}
     ets = list(fit_ets(x, y, season=season)) if base == "ets" else None
     lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
     coef = None if ets is None else torch.tensor(ets, dtype=torch.float64)
