@@ -128,3 +128,35 @@ def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None) -> 
     x, _, cov = carried[10]  # inputs z[10:34], first target step 34
     assert cov.shape == (30, 1) and not cov[:24].any()
     np.testing.assert_allclose(cov[24:, 0], paths[34] - x[-1, 0])
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        fc.ARIMASpec(order="aic", max_lag=4),
+        fc.ARIMASpec(order=[0, 1, 1], seasonal_order=[0, 1, 1, 12]),
+    ],
+)
+def test_arima_history_base_is_the_kalman_forecast_from_every_point(spec: fc.ARIMASpec) -> None:
+    """Row e is the forecast from z[:e] with the coefficients fitted on z: its first column is
+    statsmodels' one-step prediction (which reads only earlier values), its last row the
+    forecast."""
+    import warnings
+
+    from statsmodels.tsa.arima.model import ARIMA
+
+    rng = np.random.default_rng(1)
+    t = np.arange(80)
+    z = 5 + 0.02 * t + np.sin(2 * np.pi * t / 12) + 0.3 * rng.standard_normal(80)
+    paths = fc._arima_paths(z, spec, horizon=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if spec.order == "aic":
+            from statsmodels.tsa.ar_model import ar_select_order
+
+            lags = ar_select_order(z, maxlag=4, ic="aic", trend="c").ar_lags or []
+            res = ARIMA(z, order=(max(lags), 0, 0), trend="c").fit()
+        else:
+            res = ARIMA(z, order=(0, 1, 1), seasonal_order=(0, 1, 1, 12), trend="n").fit()
+    np.testing.assert_allclose(paths[-1], res.forecast(5), atol=1e-8)
+    np.testing.assert_allclose(paths[:-1, 0], res.fittedvalues, atol=1e-8)

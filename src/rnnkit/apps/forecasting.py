@@ -117,7 +117,10 @@ class SeriesSpec:
     # experiment's), with period ``season``; chosen on origins before the test ones.
     # ets_history: this series' `ets` spec (season additive, on the modelled scale) fitted on the
     # training part and filtered over the whole history to each window's end (`_ets_paths`).
-    base: Literal["none", "naive", "seasonal_naive", "ets", "ets_history"] | None = None
+    # arima_history: likewise with its 'arima' spec (orders fixed or AR by AIC; Kalman-filtered).
+    base: (
+        Literal["none", "naive", "seasonal_naive", "ets", "ets_history", "arima_history"] | None
+    ) = None
     impute: str | None = None  # rnnkit.data.Imputer method for gaps (co2)
     resample: str | None = None  # resample to this pandas frequency after imputing (co2: MS)
     plot_history: int | None = None  # history points in the plot (None: 4 horizons)
@@ -198,9 +201,13 @@ def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name:
         "run": {"root": str(root), "name": name},
     }
     if spec.base is not None:
-        fixed["model"] = {"base": "given" if spec.base == "ets_history" else spec.base}
-        if spec.base == "ets_history" and spec.ets is None:
-            raise ValueError(f"{APP} recipe: base 'ets_history' of {name!r} needs its 'ets' spec")
+        given = spec.base in HISTORY_BASES
+        fixed["model"] = {"base": "given" if given else spec.base}
+        if given and getattr(spec, HISTORY_BASES[spec.base]) is None:
+            raise ValueError(
+                f"{APP} recipe: base {spec.base!r} of {name!r} needs its "
+                f"{HISTORY_BASES[spec.base]!r} spec"
+            )
     try:
         exp = experiment_from_dict(merge(recipe.experiment, fixed))
     except ValueError as err:
@@ -362,9 +369,8 @@ def fit_rnn(
     origin: tuple[Any, ...] = (z[n - input_len :], z_future)
     if cov is not None:
         origin = (*origin, cov[n - input_len :])
-    if ds.base == "ets_history":
-        assert ds.ets is not None  # checked with the recipe
-        paths = _ets_paths(z[:, 0], ds.ets, horizon=horizon)  # (n + 1, H)
+    if ds.base in HISTORY_BASES:
+        paths = _history_paths(z[:, 0], ds, horizon=horizon)  # (n + 1, H)
         train = _with_base(train, paths, input_len=input_len)
         val = _with_base(every, paths, input_len=input_len)[len(every) - len(val) :]
         origin = _with_base([origin], paths, input_len=input_len, first=n - input_len)[0]
@@ -414,6 +420,54 @@ def _mae_on(model: Forecaster, samples: list[tuple[np.ndarray, ...]]) -> float:
     c = torch.from_numpy(np.stack([s[2] for s in samples])) if len(samples[0]) > 2 else None
     with torch.no_grad():
         return float((model(x, covariates=c).mean - y).abs().mean())
+
+
+HISTORY_BASES = {"ets_history": "ets", "arima_history": "arima"}  # base -> its spec's field
+_PATHS: dict[tuple[Any, ...], np.ndarray] = {}  # one fit per origin, shared by the seeds
+
+
+def _history_paths(z: np.ndarray, ds: SeriesSpec, *, horizon: int) -> np.ndarray:
+    """The base's forecasts from every point of ``z`` (cached: the seeds of one origin share)."""
+    key = (ds.base, repr(ds.ets), repr(ds.arima), horizon, z.tobytes())
+    if key not in _PATHS:
+        if ds.base == "ets_history":
+            assert ds.ets is not None  # checked with the recipe
+            _PATHS[key] = _ets_paths(z, ds.ets, horizon=horizon)
+        else:
+            assert ds.arima is not None  # checked with the recipe
+            _PATHS[key] = _arima_paths(z, ds.arima, horizon=horizon)
+    return _PATHS[key]
+
+
+def _arima_paths(z: np.ndarray, spec: ARIMASpec, *, horizon: int) -> np.ndarray:
+    """``(n + 1, H)``: row ``e`` is the ``H``-step ARIMA forecast from ``z[:e]``, with the
+    coefficients fitted on all of ``z`` (the training part before the origin) as `_arima` fits
+    them (``log`` aside: ``z`` is already on the modelled scale). From the Kalman filter's
+    predicted states: ``y_{e+k} = Z T^k a_{e|e-1}``; row ``n`` equals statsmodels' forecast."""
+    from statsmodels.tsa.ar_model import ar_select_order
+    from statsmodels.tsa.arima.model import ARIMA
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+        if spec.order == "aic":
+            lags = ar_select_order(z, maxlag=spec.max_lag, ic="aic", trend="c").ar_lags or []
+            order = (max(lags) if lags else 0, 0, 0)
+        else:
+            order = (spec.order[0], spec.order[1], spec.order[2])
+        seasonal = tuple(spec.seasonal_order)
+        trend = spec.trend or ("c" if order[1] == 0 and seasonal[1] == 0 else "n")
+        res = ARIMA(z, order=order, seasonal_order=seasonal, trend=trend).fit()
+    f = res.filter_results
+    state = np.asarray(f.predicted_state)  # (k, n + 1): a_{e|e-1}
+    step = np.asarray(f.transition)[:, :, -1]  # T
+    lift = np.asarray(f.state_intercept)[:, -1]  # c: a_{t+1} = T a_t + c
+    design = np.asarray(f.design)[0, :, -1]  # Z
+    intercept = float(np.asarray(f.obs_intercept)[0, -1])  # d: y_t = Z a_t + d
+    out = np.empty((state.shape[1], horizon))
+    for k in range(horizon):
+        out[:, k] = design @ state + intercept
+        state = step @ state + lift[:, None]
+    return out
 
 
 def _ets_paths(z: np.ndarray, spec: ETSSpec, *, horizon: int) -> np.ndarray:
