@@ -95,9 +95,9 @@ def test_baselines_reproduce_the_reference_airline_figures() -> None:
     assert (bounds[:, 0] < mean).all() and (mean < bounds[:, 1]).all()
 
 
-@pytest.mark.parametrize("trend", [None, "add"])
-def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None) -> None:
-    """Row e of the base is the H-step forecast from the state after z[:e]: its first column is
+@pytest.mark.parametrize(("trend", "seasonal"), [(None, "add"), ("add", "mul")])
+def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None, seasonal: str) -> None:
+    """Row e of the base is the H-step forecast from the state after y[:e]: its first column is
     statsmodels' one-step fitted value (which reads only earlier values) and the last row its
     forecast; the windows carry it, shifted like their values, after their past steps."""
     import warnings
@@ -106,26 +106,25 @@ def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None) -> 
 
     rng = np.random.default_rng(0)
     t = np.arange(90)
-    z = 0.02 * t + np.sin(2 * np.pi * t / 12) + 0.2 * rng.standard_normal(90)
-    spec = fc.ETSSpec(
-        trend=trend, damped_trend=trend is not None, seasonal="mul", seasonal_periods=12
-    )
-    paths = fc._ets_paths(z, spec, horizon=6)
+    y = 10 + 0.05 * t + np.sin(2 * np.pi * t / 12) + 0.2 * rng.standard_normal(90)
+    spec = fc.ETSSpec(trend=trend, damped_trend=trend is not None, seasonal=seasonal,  # type: ignore[arg-type]
+                      seasonal_periods=12)  # fmt: skip
+    paths = fc._ets_paths(y, spec, horizon=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = ExponentialSmoothing(
-            z,
+            y,
             trend=trend,
             damped_trend=trend is not None,
-            seasonal="add",
+            seasonal=seasonal,
             seasonal_periods=12,
             initialization_method="estimated",
         ).fit()
-    np.testing.assert_allclose(paths[-1], fit.forecast(6), atol=1e-9)
-    np.testing.assert_allclose(paths[:-1, 0], fit.fittedvalues, atol=1e-9)
-    windows = fc.windows(z[:, None], None, end=90, seq_len=24, horizon=6)
+    np.testing.assert_allclose(paths[-1], fit.forecast(6), rtol=1e-9)
+    np.testing.assert_allclose(paths[:-1, 0], fit.fittedvalues, rtol=1e-9)
+    windows = fc.windows(y[:, None], None, end=90, seq_len=24, horizon=6)
     carried = fc._with_base(windows, paths, input_len=24)
-    x, _, cov = carried[10]  # inputs z[10:34], first target step 34
+    x, _, cov = carried[10]  # inputs y[10:34], first target step 34
     assert cov.shape == (30, 1) and not cov[:24].any()
     np.testing.assert_allclose(cov[24:, 0], paths[34] - x[-1, 0])
 
@@ -134,7 +133,7 @@ def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None) -> 
     "spec",
     [
         fc.ARIMASpec(order="aic", max_lag=4),
-        fc.ARIMASpec(order=[0, 1, 1], seasonal_order=[0, 1, 1, 12]),
+        fc.ARIMASpec(order=[0, 1, 1], seasonal_order=[0, 1, 1, 12], log=True),
     ],
 )
 def test_arima_history_base_is_the_kalman_forecast_from_every_point(spec: fc.ARIMASpec) -> None:
@@ -157,6 +156,7 @@ def test_arima_history_base_is_the_kalman_forecast_from_every_point(spec: fc.ARI
             lags = ar_select_order(z, maxlag=4, ic="aic", trend="c").ar_lags or []
             res = ARIMA(z, order=(max(lags), 0, 0), trend="c").fit()
         else:
-            res = ARIMA(z, order=(0, 1, 1), seasonal_order=(0, 1, 1, 12), trend="n").fit()
-    np.testing.assert_allclose(paths[-1], res.forecast(5), atol=1e-8)
-    np.testing.assert_allclose(paths[:-1, 0], res.fittedvalues, atol=1e-8)
+            res = ARIMA(np.log(z), order=(0, 1, 1), seasonal_order=(0, 1, 1, 12), trend="n").fit()
+    back = np.exp if spec.log else np.asarray
+    np.testing.assert_allclose(paths[-1], back(res.forecast(5)), rtol=1e-8)
+    np.testing.assert_allclose(paths[1:-1, 0], back(res.fittedvalues[1:]), rtol=1e-8)

@@ -115,9 +115,9 @@ class SeriesSpec:
     season_covariates: bool = True  # sin/cos of the season phase as known covariates
     # The hybrid's statistical base for this series (experiment.model.base; None: the
     # experiment's), with period ``season``; chosen on origins before the test ones.
-    # ets_history: this series' `ets` spec (season additive, on the modelled scale) fitted on the
-    # training part and filtered over the whole history to each window's end (`_ets_paths`).
-    # arima_history: likewise with its 'arima' spec (orders fixed or AR by AIC; Kalman-filtered).
+    # ets_history / arima_history: the ETS / ARIMA baseline of this series (its 'ets' / 'arima'
+    # spec, fitted on the training part before the origin) forecasting from every point of the
+    # history, so each window's base is the baseline's forecast from that window's end.
     base: (
         Literal["none", "naive", "seasonal_naive", "ets", "ets_history", "arima_history"] | None
     ) = None
@@ -370,7 +370,10 @@ def fit_rnn(
     if cov is not None:
         origin = (*origin, cov[n - input_len :])
     if ds.base in HISTORY_BASES:
-        paths = _history_paths(z[:, 0], ds, horizon=horizon)  # (n + 1, H)
+        raw = _history_paths(history.astype(np.float64), ds, horizon=horizon)  # (n + 1, H)
+        if log:  # a multiplicative base can dip below 0 only on data that has no log transform
+            raw = np.log(np.maximum(raw, 1e-9 * float(np.max(history))))
+        paths = scaler.transform(raw.reshape(-1, 1)).reshape(raw.shape)  # model units
         train = _with_base(train, paths, input_len=input_len)
         val = _with_base(every, paths, input_len=input_len)[len(every) - len(val) :]
         origin = _with_base([origin], paths, input_len=input_len, first=n - input_len)[0]
@@ -426,29 +429,31 @@ HISTORY_BASES = {"ets_history": "ets", "arima_history": "arima"}  # base -> its 
 _PATHS: dict[tuple[Any, ...], np.ndarray] = {}  # one fit per origin, shared by the seeds
 
 
-def _history_paths(z: np.ndarray, ds: SeriesSpec, *, horizon: int) -> np.ndarray:
-    """The base's forecasts from every point of ``z`` (cached: the seeds of one origin share)."""
-    key = (ds.base, repr(ds.ets), repr(ds.arima), horizon, z.tobytes())
+def _history_paths(history: np.ndarray, ds: SeriesSpec, *, horizon: int) -> np.ndarray:
+    """The baseline's forecasts from every point of ``history`` (original units), cached: the
+    seeds of one origin share one fit."""
+    key = (ds.base, repr(ds.ets), repr(ds.arima), horizon, history.tobytes())
     if key not in _PATHS:
         if ds.base == "ets_history":
             assert ds.ets is not None  # checked with the recipe
-            _PATHS[key] = _ets_paths(z, ds.ets, horizon=horizon)
+            _PATHS[key] = _ets_paths(history, ds.ets, horizon=horizon)
         else:
             assert ds.arima is not None  # checked with the recipe
-            _PATHS[key] = _arima_paths(z, ds.arima, horizon=horizon)
+            _PATHS[key] = _arima_paths(history, ds.arima, horizon=horizon)
     return _PATHS[key]
 
 
-def _arima_paths(z: np.ndarray, spec: ARIMASpec, *, horizon: int) -> np.ndarray:
-    """``(n + 1, H)``: row ``e`` is the ``H``-step ARIMA forecast from ``z[:e]``, with the
-    coefficients fitted on all of ``z`` (the training part before the origin) as `_arima` fits
-    them (``log`` aside: ``z`` is already on the modelled scale). From the Kalman filter's
-    predicted states: ``y_{e+k} = Z T^k a_{e|e-1}``; row ``n`` equals statsmodels' forecast."""
+def _arima_paths(y: np.ndarray, spec: ARIMASpec, *, horizon: int) -> np.ndarray:
+    """``(n + 1, H)``: row ``e`` is the ``H``-step ARIMA forecast from ``y[:e]``, with the
+    coefficients fitted on all of ``y`` (the training part before the origin) as the ARIMA
+    baseline fits them. From the Kalman filter's predicted states, ``Z T^k a_{e|e-1}`` plus the
+    intercepts; row ``n`` equals the baseline's forecast (exponentiated when ``log``)."""
     from statsmodels.tsa.ar_model import ar_select_order
     from statsmodels.tsa.arima.model import ARIMA
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+        z = np.log(y) if spec.log else y
         if spec.order == "aic":
             lags = ar_select_order(z, maxlag=spec.max_lag, ic="aic", trend="c").ar_lags or []
             order = (max(lags) if lags else 0, 0, 0)
@@ -467,52 +472,56 @@ def _arima_paths(z: np.ndarray, spec: ARIMASpec, *, horizon: int) -> np.ndarray:
     for k in range(horizon):
         out[:, k] = design @ state + intercept
         state = step @ state + lift[:, None]
-    return out
+    return np.exp(out) if spec.log else out
 
 
-def _ets_paths(z: np.ndarray, spec: ETSSpec, *, horizon: int) -> np.ndarray:
-    """``(n + 1, H)``: row ``e`` is the ``H``-step forecast of additive Holt-Winters from the state
-    after ``z[:e]``. The coefficients and initial states are statsmodels' maximum-likelihood fit
-    on all of ``z`` (the training part before the origin); the recursion is statsmodels' own, so
-    row ``n`` equals its ``forecast(H)``. A trend or season the spec lacks is left out."""
+def _ets_paths(y: np.ndarray, spec: ETSSpec, *, horizon: int) -> np.ndarray:
+    """``(n + 1, H)``: row ``e`` is the ``H``-step Holt-Winters forecast from the state after
+    ``y[:e]``, with the coefficients and initial states of statsmodels' fit on all of ``y`` (the
+    training part before the origin, as the ETS baseline fits it). The recursion is statsmodels'
+    own, so row ``n`` is the ETS baseline's forecast and column 0 its fitted values."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    m = spec.seasonal_periods or 1
-    seasonal = spec.seasonal is not None and m > 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsmodels' convergence chatter
         p = (
             ExponentialSmoothing(
-                z,
-                trend="add" if spec.trend else None,
+                y,
+                trend=spec.trend,
                 damped_trend=spec.damped_trend,
-                seasonal="add" if seasonal else None,
-                seasonal_periods=m if seasonal else None,
+                seasonal=spec.seasonal,
+                seasonal_periods=spec.seasonal_periods,
                 initialization_method="estimated",
             )
             .fit()
             .params
         )
+    mul = spec.seasonal == "mul"
     alpha = float(p["smoothing_level"])
     beta = float(p["smoothing_trend"]) if spec.trend else 0.0
-    gamma = float(p["smoothing_seasonal"]) if seasonal else 0.0
+    gamma = float(p["smoothing_seasonal"]) if spec.seasonal else 0.0
     phi = float(p["damping_trend"]) if spec.trend and spec.damped_trend else 1.0
     level = float(p["initial_level"])
     trend = float(p["initial_trend"]) if spec.trend else 0.0
-    season = list(np.asarray(p["initial_seasons"], dtype=np.float64)) if seasonal else [0.0]
-    m = len(season)
+    season = list(np.asarray(p["initial_seasons"], dtype=np.float64)) if spec.seasonal else []
+    m = len(season) or 1
+    season = season or [1.0 if mul else 0.0]
     damp = np.cumsum(phi ** np.arange(1, horizon + 1))
     ahead = np.arange(horizon)
-    out = np.empty((len(z) + 1, horizon))
-    for t in range(len(z) + 1):
-        out[t] = level + damp * trend + np.asarray(season)[(t + ahead) % m]
-        if t == len(z):
+    out = np.empty((len(y) + 1, horizon))
+    for t in range(len(y) + 1):
+        s_ahead = np.asarray(season)[(t + ahead) % m]
+        trended = level + damp * trend
+        out[t] = trended * s_ahead if mul else trended + s_ahead
+        if t == len(y):
             break
-        s_old = season[t % m]
-        new_level = alpha * (z[t] - s_old) + (1 - alpha) * (level + phi * trend)
-        new_trend = beta * (new_level - level) + (1 - beta) * phi * trend
-        season[t % m] = gamma * (z[t] - level - phi * trend) + (1 - gamma) * s_old
-        level, trend = new_level, new_trend
+        s_old, before = season[t % m], level + phi * trend
+        new_level = alpha * (y[t] / s_old if mul else y[t] - s_old) + (1 - alpha) * before
+        trend = beta * (new_level - level) + (1 - beta) * phi * trend
+        if spec.seasonal:
+            seen = y[t] / before if mul else y[t] - before
+            season[t % m] = gamma * seen + (1 - gamma) * s_old
+        level = new_level
     return out
 
 
