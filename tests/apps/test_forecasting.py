@@ -66,6 +66,18 @@ def test_training_part_never_reaches_past_the_origin() -> None:
         ),
         (("experiment", "trainer", "max_step"), 5, r"unknown key 'trainer\.max_step'"),
         (("train",), {"lr": 0.1}, r"unknown key 'train'"),  # the old per-app training keys
+        (
+            ("datasets", "airline", "min_train"),
+            50,
+            r"'datasets\.airline': min_train 50 is too short for input_len 24 \+ horizon 12 \+ "
+            r"validation 24 = 60; min_train >= 60 or input_len <= 14 would fit",
+        ),
+        (
+            ("datasets", "airline", "base"),
+            "arima_history",
+            r"base 'arima_history' of 'airline' "
+            r"needs its 'arima' spec",
+        ),
     ],
 )
 def test_bad_recipe_names_the_field(tmp_path, path, value, message) -> None:
@@ -107,8 +119,7 @@ def test_ets_history_base_is_statsmodels_filtered_forward(trend: str | None, sea
     rng = np.random.default_rng(0)
     t = np.arange(90)
     y = 10 + 0.05 * t + np.sin(2 * np.pi * t / 12) + 0.2 * rng.standard_normal(90)
-    spec = fc.ETSSpec(trend=trend, damped_trend=trend is not None, seasonal=seasonal,  # type: ignore[arg-type]
-                      seasonal_periods=12)  # fmt: skip
+    spec = fc.ETSSpec(trend, trend is not None, seasonal, 12)  # type: ignore[arg-type]
     paths = fc._ets_paths(y, spec, horizon=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

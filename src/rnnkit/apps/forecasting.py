@@ -187,6 +187,16 @@ def check_config(config: dict[str, Any]) -> Recipe:
         raise ValueError(f"{where}: field 'experiment' must be a mapping, got {exp!r}")
     recipe = Recipe(settings, series, exp)
     for name, spec in series.items():  # checked like `rnnkit fit` checks a recipe
+        val = max(settings.val_steps, spec.horizon)
+        need = spec.input_len + spec.horizon + val  # one training window before the validation
+        if spec.min_train < need:
+            fits = spec.min_train - spec.horizon - val
+            hint = f"input_len <= {fits}" if fits >= 1 else "a shorter horizon or val_steps"
+            raise ValueError(
+                f"{where}, field 'datasets.{name}': min_train {spec.min_train} is too short for "
+                f"input_len {spec.input_len} + horizon {spec.horizon} + validation {val} = "
+                f"{need}; min_train >= {need} or {hint} would fit"
+            )
         recipe.experiments[name] = experiment(recipe, spec, seed=0, root=Path("runs"), name=name)
     return recipe
 
