@@ -13,8 +13,14 @@ step back by ``step``. At each origin everything is fitted on the data before th
   its own last value, so a trend is not mistaken for a level) plus sin/cos of the season phase as
   known past-and-future covariates; the checkpoint is selected by ``val_mae`` on the windows whose
   targets are the last ``val_steps`` points of the training part, and the one window at the origin
-  is the run's test split. Each (series, origin, seed) leaves a run directory under
-  ``out_dir/runs``; the forecast is made by the model loaded back from its artifact. The point
+  is the run's test split. With a ``base`` (a hybrid, ES-RNN style) the head corrects a
+  statistical forecast and starts at zero, i.e. exactly at the base; ``ets_history`` /
+  ``arima_history`` are the series' own ETS / ARIMA baselines fitted before the origin and run
+  forward to every window's end (`_history_paths`), handed to the model as its base. After
+  training, the bare base competes with the checkpoints on the validation windows, so the RNN
+  departs from it only where validation says it helps. Each (series, origin, seed) leaves a run
+  directory under ``out_dir/runs``; the forecast is made by its best checkpoint (the weights of
+  its artifact), or by the bare base where validation preferred it (``head_kept``). The point
   forecast is the Gaussian's median, the 80 % / 95 % intervals its quantiles;
 - the baselines: naive, seasonal naive, statsmodels' ETS (``ExponentialSmoothing``) and
   (S)ARIMA with the orders fixed in the recipe (or an AR order chosen by AIC on the training
