@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         cut = test_origins[0].train_end  # nothing from the first test origin on is read
         series = dataclasses.replace(full, values=full.values[:cut], index=full.index[:cut])
-        row: dict[str, Any] = {"cut": str(full.index[cut].date()), "bases": {}}
+        earlier = results["series"].get(name, {}).get("bases", {})  # bases scored before
+        row: dict[str, Any] = {"cut": str(full.index[cut].date()), "bases": dict(earlier)}
         for base in args.bases:
             cfg = {**config, "use": [name]}
             cfg["datasets"] = {

@@ -123,9 +123,13 @@ class SeriesSpec:
     # experiment's), with period ``season``; chosen on origins before the test ones.
     # ets_history / arima_history: the ETS / ARIMA baseline of this series (its 'ets' / 'arima'
     # spec, fitted on the training part before the origin) forecasting from every point of the
-    # history, so each window's base is the baseline's forecast from that window's end.
+    # history, so each window's base is the baseline's forecast from that window's end;
+    # combined: the mean of the two (a forecast combination, M-competition style).
     base: (
-        Literal["none", "naive", "seasonal_naive", "ets", "ets_history", "arima_history"] | None
+        Literal[
+            "none", "naive", "seasonal_naive", "ets", "ets_history", "arima_history", "combined"
+        ]
+        | None
     ) = None
     impute: str | None = None  # rnnkit.data.Imputer method for gaps (co2)
     resample: str | None = None  # resample to this pandas frequency after imputing (co2: MS)
@@ -219,11 +223,11 @@ def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name:
     if spec.base is not None:
         given = spec.base in HISTORY_BASES
         fixed["model"] = {"base": "given" if given else spec.base}
-        if given and getattr(spec, HISTORY_BASES[spec.base]) is None:
-            raise ValueError(
-                f"{APP} recipe: base {spec.base!r} of {name!r} needs its "
-                f"{HISTORY_BASES[spec.base]!r} spec"
-            )
+        for need in HISTORY_BASES.get(spec.base, ()):
+            if getattr(spec, need) is None:
+                raise ValueError(
+                    f"{APP} recipe: base {spec.base!r} of {name!r} needs its {need!r} spec"
+                )
     try:
         exp = experiment_from_dict(merge(recipe.experiment, fixed))
     except ValueError as err:
@@ -441,7 +445,8 @@ def _mae_on(model: Forecaster, samples: list[tuple[np.ndarray, ...]]) -> float:
         return float((model(x, covariates=c).mean - y).abs().mean())
 
 
-HISTORY_BASES = {"ets_history": "ets", "arima_history": "arima"}  # base -> its spec's field
+# base -> the baseline specs it runs forward ("combined": the mean of the two)
+HISTORY_BASES = {"ets_history": ("ets",), "arima_history": ("arima",), "combined": ("ets", "arima")}
 _PATHS: dict[tuple[Any, ...], np.ndarray] = {}  # one fit per origin, shared by the seeds
 
 
@@ -450,12 +455,14 @@ def _history_paths(history: np.ndarray, ds: SeriesSpec, *, horizon: int) -> np.n
     seeds of one origin share one fit."""
     key = (ds.base, repr(ds.ets), repr(ds.arima), horizon, history.tobytes())
     if key not in _PATHS:
-        if ds.base == "ets_history":
+        paths = []
+        if ds.base in ("ets_history", "combined"):
             assert ds.ets is not None  # checked with the recipe
-            _PATHS[key] = _ets_paths(history, ds.ets, horizon=horizon)
-        else:
+            paths.append(_ets_paths(history, ds.ets, horizon=horizon))
+        if ds.base in ("arima_history", "combined"):
             assert ds.arima is not None  # checked with the recipe
-            _PATHS[key] = _arima_paths(history, ds.arima, horizon=horizon)
+            paths.append(_arima_paths(history, ds.arima, horizon=horizon))
+        _PATHS[key] = np.mean(paths, axis=0)
     return _PATHS[key]
 
 
