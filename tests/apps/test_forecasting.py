@@ -29,12 +29,15 @@ def test_quick_run_beats_the_seasonal_naive_forecast(tmp_path) -> None:
     (run,) = snaive["runs"]
     assert run == str(tmp_path / "runs" / "airline-origin0-seed0")
     loaded = load_run(run)
-    assert isinstance(loaded.model, Forecaster) and loaded.model.config.covariate_size == 2
+    assert isinstance(loaded.model, Forecaster)
+    # sin/cos of the month, and the ETS baseline's forecast from the window's end as the base
+    assert loaded.model.config.covariate_size == 3 and loaded.model.config.base == "given"
     assert loaded.experiment.data.seq_len == 24 and loaded.experiment.data.horizon == 12
     summary = json.loads((tmp_path / "runs" / "airline-origin0-seed0" / "summary.json").read_text())
     assert summary["monitor"] == "val_mae" and summary["monitor_mode"] == "min"
     assert summary["metrics"]["test_mae"] > 0.0  # the origin's window, in scaled log units
-    assert snaive["selected_steps"][0] % 20 == 0 and 0 < snaive["selected_steps"][0] <= 200
+    step = snaive["selected_steps"][0]  # 0: validation kept the bare base over every checkpoint
+    assert step % 20 == 0 and 0 <= step <= 200 and (step > 0) == snaive["head_kept"][0]
 
 
 def test_training_part_never_reaches_past_the_origin() -> None:
