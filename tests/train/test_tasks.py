@@ -50,7 +50,11 @@ from rnnkit.train.trainer import build, fit
             {"num_outputs", "input_size", "vocab_size", "padding_idx"},
         ),
         (TaggerSpec, SequenceTaggerConfig, {"num_tags", "input_size", "vocab_size", "padding_idx"}),
-        (ForecasterSpec, ForecasterConfig, {"target_size", "covariate_size", "horizon"}),
+        (
+            ForecasterSpec,
+            ForecasterConfig,
+            {"target_size", "covariate_size", "horizon", "ets", "base_scale"},
+        ),
         (
             Seq2SeqSpec,
             Seq2SeqConfig,

@@ -13,8 +13,14 @@ step back by ``step``. At each origin everything is fitted on the data before th
   its own last value, so a trend is not mistaken for a level) plus sin/cos of the season phase as
   known past-and-future covariates; the checkpoint is selected by ``val_mae`` on the windows whose
   targets are the last ``val_steps`` points of the training part, and the one window at the origin
-  is the run's test split. Each (series, origin, seed) leaves a run directory under
-  ``out_dir/runs``; the forecast is made by the model loaded back from its artifact. The point
+  is the run's test split. With a ``base`` (a hybrid, ES-RNN style) the head corrects a
+  statistical forecast and starts at zero, i.e. exactly at the base; ``ets_history`` /
+  ``arima_history`` are the series' own ETS / ARIMA baselines fitted before the origin and run
+  forward to every window's end (`_history_paths`), handed to the model as its base. After
+  training, the bare base competes with the checkpoints on the validation windows, so the RNN
+  departs from it only where validation says it helps. Each (series, origin, seed) leaves a run
+  directory under ``out_dir/runs``; the forecast is made by its best checkpoint (the weights of
+  its artifact), or by the bare base where validation preferred it (``head_kept``). The point
   forecast is the Gaussian's median, the 80 % / 95 % intervals its quantiles;
 - the baselines: naive, seasonal naive, statsmodels' ETS (``ExponentialSmoothing``) and
   (S)ARIMA with the orders fixed in the recipe (or an AR order chosen by AIC on the training
@@ -33,6 +39,7 @@ means, so all three series are forecast at their natural seasonal period.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import shutil
@@ -112,6 +119,18 @@ class SeriesSpec:
     step: int | None = None  # origins step back by this (None: horizon)
     transform: Literal["none", "log"] = "none"  # the RNN models log values (multiplicative)
     season_covariates: bool = True  # sin/cos of the season phase as known covariates
+    # The hybrid's statistical base for this series (experiment.model.base; None: the
+    # experiment's), with period ``season``; chosen on origins before the test ones.
+    # ets_history / arima_history: the ETS / ARIMA baseline of this series (its 'ets' / 'arima'
+    # spec, fitted on the training part before the origin) forecasting from every point of the
+    # history, so each window's base is the baseline's forecast from that window's end;
+    # combined: the mean of the two (a forecast combination, M-competition style).
+    base: (
+        Literal[
+            "none", "naive", "seasonal_naive", "ets", "ets_history", "arima_history", "combined"
+        ]
+        | None
+    ) = None
     impute: str | None = None  # rnnkit.data.Imputer method for gaps (co2)
     resample: str | None = None  # resample to this pandas frequency after imputing (co2: MS)
     plot_history: int | None = None  # history points in the plot (None: 4 horizons)
@@ -178,19 +197,37 @@ def check_config(config: dict[str, Any]) -> Recipe:
         raise ValueError(f"{where}: field 'experiment' must be a mapping, got {exp!r}")
     recipe = Recipe(settings, series, exp)
     for name, spec in series.items():  # checked like `rnnkit fit` checks a recipe
+        val = max(settings.val_steps, spec.horizon)
+        need = spec.input_len + spec.horizon + val  # one training window before the validation
+        if spec.min_train < need:
+            fits = spec.min_train - spec.horizon - val
+            hint = f"input_len <= {fits}" if fits >= 1 else "a shorter horizon or val_steps"
+            raise ValueError(
+                f"{where}, field 'datasets.{name}': min_train {spec.min_train} is too short for "
+                f"input_len {spec.input_len} + horizon {spec.horizon} + validation {val} = "
+                f"{need}; min_train >= {need} or {hint} would fit"
+            )
         recipe.experiments[name] = experiment(recipe, spec, seed=0, root=Path("runs"), name=name)
     return recipe
 
 
 def experiment(recipe: Recipe, spec: SeriesSpec, *, seed: int, root: Path, name: str) -> Any:
     """One fit's `ForecastingExperiment`: the recipe's ``experiment:`` plus this series' window."""
-    fixed = {
+    fixed: dict[str, Any] = {
         "task": "forecasting",
         "seed": seed,
         # the windows are built in memory per origin: the source names them, not a registry set
         "data": {"source": f"{APP}:{name}", "seq_len": spec.input_len, "horizon": spec.horizon},
         "run": {"root": str(root), "name": name},
     }
+    if spec.base is not None:
+        given = spec.base in HISTORY_BASES
+        fixed["model"] = {"base": "given" if given else spec.base}
+        for need in HISTORY_BASES.get(spec.base, ()):
+            if getattr(spec, need) is None:
+                raise ValueError(
+                    f"{APP} recipe: base {spec.base!r} of {name!r} needs its {need!r} spec"
+                )
     try:
         exp = experiment_from_dict(merge(recipe.experiment, fixed))
     except ValueError as err:
@@ -292,6 +329,7 @@ class RNNForecast:
     best_step: int
     val_mae: float
     run_dir: str
+    head: bool = True  # False: validation preferred the bare base; the forecast is the base's
 
     @property
     def point(self) -> np.ndarray:
@@ -351,6 +389,14 @@ def fit_rnn(
     origin: tuple[Any, ...] = (z[n - input_len :], z_future)
     if cov is not None:
         origin = (*origin, cov[n - input_len :])
+    if ds.base in HISTORY_BASES:
+        raw = _history_paths(history.astype(np.float64), ds, horizon=horizon)  # (n + 1, H)
+        if log:  # a multiplicative base can dip below 0 only on data that has no log transform
+            raw = np.log(np.maximum(raw, 1e-9 * float(np.max(history))))
+        paths = scaler.transform(raw.reshape(-1, 1)).reshape(raw.shape)  # model units
+        train = _with_base(train, paths, input_len=input_len)
+        val = _with_base(every, paths, input_len=input_len)[len(every) - len(val) :]
+        origin = _with_base([origin], paths, input_len=input_len, first=n - input_len)[0]
     base = recipe.experiments[series]
     exp = dataclasses.replace(
         base,
@@ -362,9 +408,23 @@ def fit_rnn(
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
     checks = _Checks()
-    built = build(exp, data=DataParts(_shifted(train), _shifted(val), _shifted([origin])))
+    parts = DataParts(
+        _shifted(train), _shifted(val), _shifted([origin]), meta={"season": ds.season}
+    )
+    built = build(exp, data=parts)
     result = fit(exp, built=built, callbacks=[checks], test=True)
     model = built.module.model.eval()  # ends on the best checkpoint, as saved in the artifact
+    best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
+    head = True
+    if model.config.base != "none":
+        # The untrained hybrid is the bare base: a candidate like any checkpoint. Where the
+        # validation windows say training did not beat it, forecast with the base alone.
+        bare = copy.deepcopy(model)
+        torch.nn.init.zeros_(bare.head.weight)
+        torch.nn.init.zeros_(bare.head.bias)
+        base_mae = _mae_on(bare, _shifted(val))
+        if not base_mae > best_mae:
+            model, head, best_step, best_mae = bare, False, 0, base_mae
     x_test, _, *c_test = _shifted([origin])[0]
     x = torch.from_numpy(x_test)[None]  # (1, T, 1)
     c = torch.from_numpy(c_test[0])[None] if c_test else None  # (1, T + H, 2)
@@ -373,8 +433,135 @@ def fit_rnn(
     last = float(z[-1, 0])
     q = scaler.inverse_transform((q + last).astype(np.float64).reshape(-1, 1), columns=[0])
     q = q.reshape(horizon, len(LEVELS))
-    best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
-    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir))
+    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir), head)
+
+
+def _mae_on(model: Forecaster, samples: list[tuple[np.ndarray, ...]]) -> float:
+    """The mean absolute error of ``model``'s mean forecast on ``samples`` (the task's val_mae)."""
+    x = torch.from_numpy(np.stack([s[0] for s in samples]))  # (N, T, 1)
+    y = torch.from_numpy(np.stack([s[1] for s in samples]))  # (N, H, 1)
+    c = torch.from_numpy(np.stack([s[2] for s in samples])) if len(samples[0]) > 2 else None
+    with torch.no_grad():
+        return float((model(x, covariates=c).mean - y).abs().mean())
+
+
+# base -> the baseline specs it runs forward ("combined": the mean of the two)
+HISTORY_BASES = {"ets_history": ("ets",), "arima_history": ("arima",), "combined": ("ets", "arima")}
+_PATHS: dict[tuple[Any, ...], np.ndarray] = {}  # one fit per origin, shared by the seeds
+
+
+def _history_paths(history: np.ndarray, ds: SeriesSpec, *, horizon: int) -> np.ndarray:
+    """The baseline's forecasts from every point of ``history`` (original units), cached: the
+    seeds of one origin share one fit."""
+    key = (ds.base, repr(ds.ets), repr(ds.arima), horizon, history.tobytes())
+    if key not in _PATHS:
+        paths = []
+        if ds.base in ("ets_history", "combined"):
+            assert ds.ets is not None  # checked with the recipe
+            paths.append(_ets_paths(history, ds.ets, horizon=horizon))
+        if ds.base in ("arima_history", "combined"):
+            assert ds.arima is not None  # checked with the recipe
+            paths.append(_arima_paths(history, ds.arima, horizon=horizon))
+        _PATHS[key] = np.mean(paths, axis=0)
+    return _PATHS[key]
+
+
+def _arima_paths(y: np.ndarray, spec: ARIMASpec, *, horizon: int) -> np.ndarray:
+    """``(n + 1, H)``: row ``e`` is the ``H``-step ARIMA forecast from ``y[:e]``, with the
+    coefficients fitted on all of ``y`` (the training part before the origin) as the ARIMA
+    baseline fits them. From the Kalman filter's predicted states, ``Z T^k a_{e|e-1}`` plus the
+    intercepts; row ``n`` equals the baseline's forecast (exponentiated when ``log``)."""
+    from statsmodels.tsa.ar_model import ar_select_order
+    from statsmodels.tsa.arima.model import ARIMA
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+        z = np.log(y) if spec.log else y
+        if spec.order == "aic":
+            lags = ar_select_order(z, maxlag=spec.max_lag, ic="aic", trend="c").ar_lags or []
+            order = (max(lags) if lags else 0, 0, 0)
+        else:
+            order = (spec.order[0], spec.order[1], spec.order[2])
+        seasonal = tuple(spec.seasonal_order)
+        trend = spec.trend or ("c" if order[1] == 0 and seasonal[1] == 0 else "n")
+        res = ARIMA(z, order=order, seasonal_order=seasonal, trend=trend).fit()
+    f = res.filter_results
+    state = np.asarray(f.predicted_state)  # (k, n + 1): a_{e|e-1}
+    step = np.asarray(f.transition)[:, :, -1]  # T
+    lift = np.asarray(f.state_intercept)[:, -1]  # c: a_{t+1} = T a_t + c
+    design = np.asarray(f.design)[0, :, -1]  # Z
+    intercept = float(np.asarray(f.obs_intercept)[0, -1])  # d: y_t = Z a_t + d
+    out = np.empty((state.shape[1], horizon))
+    for k in range(horizon):
+        out[:, k] = design @ state + intercept
+        state = step @ state + lift[:, None]
+    return np.exp(out) if spec.log else out
+
+
+def _ets_paths(y: np.ndarray, spec: ETSSpec, *, horizon: int) -> np.ndarray:
+    """``(n + 1, H)``: row ``e`` is the ``H``-step Holt-Winters forecast from the state after
+    ``y[:e]``, with the coefficients and initial states of statsmodels' fit on all of ``y`` (the
+    training part before the origin, as the ETS baseline fits it). The recursion is statsmodels'
+    own, so row ``n`` is the ETS baseline's forecast and column 0 its fitted values."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+        p = (
+            ExponentialSmoothing(
+                y,
+                trend=spec.trend,
+                damped_trend=spec.damped_trend,
+                seasonal=spec.seasonal,
+                seasonal_periods=spec.seasonal_periods,
+                initialization_method="estimated",
+            )
+            .fit()
+            .params
+        )
+    mul = spec.seasonal == "mul"
+    alpha = float(p["smoothing_level"])
+    beta = float(p["smoothing_trend"]) if spec.trend else 0.0
+    gamma = float(p["smoothing_seasonal"]) if spec.seasonal else 0.0
+    phi = float(p["damping_trend"]) if spec.trend and spec.damped_trend else 1.0
+    level = float(p["initial_level"])
+    trend = float(p["initial_trend"]) if spec.trend else 0.0
+    season = list(np.asarray(p["initial_seasons"], dtype=np.float64)) if spec.seasonal else []
+    m = len(season) or 1
+    season = season or [1.0 if mul else 0.0]
+    damp = np.cumsum(phi ** np.arange(1, horizon + 1))
+    ahead = np.arange(horizon)
+    out = np.empty((len(y) + 1, horizon))
+    for t in range(len(y) + 1):
+        s_ahead = np.asarray(season)[(t + ahead) % m]
+        trended = level + damp * trend
+        out[t] = trended * s_ahead if mul else trended + s_ahead
+        if t == len(y):
+            break
+        s_old, before = season[t % m], level + phi * trend
+        new_level = alpha * (y[t] / s_old if mul else y[t] - s_old) + (1 - alpha) * before
+        trend = beta * (new_level - level) + (1 - beta) * phi * trend
+        if spec.seasonal:
+            seen = y[t] / before if mul else y[t] - before
+            season[t % m] = gamma * seen + (1 - gamma) * s_old
+        level = new_level
+    return out
+
+
+def _with_base(
+    samples: list[tuple[Any, ...]], paths: np.ndarray, *, input_len: int, first: int = 0
+) -> list[tuple[Any, ...]]:
+    """Windows with the base forecast from each window's end as one more covariate channel
+    (zero over the past steps), the channel a ``base: given`` model reads; minus the window's
+    last value, as `_shifted` will shift its inputs and targets."""
+    out = []
+    for k, s in enumerate(samples):
+        end = first + k + input_len  # the window's first target step
+        channel = np.zeros((input_len + len(paths[end]), 1))
+        channel[input_len:, 0] = paths[end] - s[0][-1, 0]  # shifted like the window
+        cov = channel if len(s) < 3 else np.concatenate([s[2], channel], axis=1)
+        out.append((s[0], s[1], cov))
+    return out
 
 
 # ---------------------------------------------------------------- baselines
@@ -462,6 +649,7 @@ def evaluate_series(
     rnn_wall = {s: 0.0 for s in seeds}
     rnn_cpu = {s: 0.0 for s in seeds}
     best_steps: list[int] = []
+    heads: list[bool] = []
     run_dirs: list[str] = []
     last_plot: dict[str, Any] = {}
     base_wall, base_cpu = 0.0, 0.0
@@ -518,6 +706,7 @@ def evaluate_series(
             rnn_cover[s]["95"].append(_covered(actual, q[:, 0], q[:, 4]))
             rnn_cover[s]["80"].append(_covered(actual, q[:, 1], q[:, 3]))
             best_steps.append(fc.best_step)
+            heads.append(fc.head)
             run_dirs.append(fc.run_dir)
             if k == len(origins) - 1 and s == seeds[0]:
                 last_plot = {
@@ -544,6 +733,7 @@ def evaluate_series(
         "rnn_wall_s": [rnn_wall[s] for s in seeds],
         "rnn_cpu_s": [rnn_cpu[s] for s in seeds],
         "best_steps": best_steps,
+        "heads": heads,
         "run_dirs": run_dirs,
         "plot": last_plot,
     }
@@ -564,6 +754,9 @@ def _records(
     model = f"{spec.cell.upper()}-{spec.hidden_size} Forecaster"
     if ds.transform == "log":
         model += " (log)"
+    base = ds.base or spec.base
+    if base != "none":
+        model += f" + {base.replace('_', ' ')} base"
     dataset = f"{name} (h={ds.horizon}, {len(res['origins'])} origins)"
     per_seed = res["rnn_wall_s"]
     wall = float(np.mean(per_seed))
@@ -585,6 +778,7 @@ def _records(
         "rnn_interval_coverage": res["rnn_coverage"],
         "arima_interval_coverage": res["arima_coverage"],
         "selected_steps": res["best_steps"],
+        "head_kept": res["heads"],  # per run: False = validation kept the bare base
         "runs": res["run_dirs"],  # one run directory per origin and seed (rnnkit.train.load_run)
         "notes": series.note or None,
         "data_source": series.info.get("source"),

@@ -295,6 +295,11 @@ class ForecasterGraph(Graph):
         super().__init__()
         if model.config.covariate_size:
             raise ValueError("export of a forecaster with covariates is not supported")
+        if model.config.base != "none":
+            raise ValueError(
+                f"export of a hybrid forecaster (base {model.config.base!r}) is not supported; "
+                "serve it with rnnkit.Predictor or rnnkit predict"
+            )
         self.model = model
         self.rnn = StatefulRecurrent(model.rnn)
         names = self.rnn.names

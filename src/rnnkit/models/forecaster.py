@@ -14,6 +14,13 @@ Two strategies:
   ``step`` streams observations (an online monitor): it takes ``y_t`` and returns the forecast of
   ``y_{t+1}``; :meth:`Forecaster.predict_next` is its full-sequence equal.
 
+A hybrid (``base`` other than ``"none"``, direct strategy) adds the head's output to a
+statistical base forecast computed from the input window alone (`rnnkit.models._base`: naive,
+seasonal naive, ETS): ``mean = base(x) + base_scale * head(...)``, with ``base_scale`` the base's
+RMS error on the training windows, so the head learns in units of the base's own error. The head
+starts at zero: an untrained hybrid forecasts exactly the base, and training learns the
+correction (ES-RNN, Smyl 2018; Zhang's ARIMA + ANN hybrid).
+
 ``distribution="gaussian"`` predicts a mean and a log-variance per value, trained by Gaussian
 negative log-likelihood ``0.5 * (log s^2 + (y - mu)^2 / s^2 + log 2 pi)``;
 :meth:`Forecaster.quantiles` turns that into ``mu + s * Phi^-1(q)``.
@@ -30,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import CellName
+from rnnkit.models._base import BASES, base_forecast, min_steps
 from rnnkit.models._common import (
     CELLS,
     check_choice,
@@ -59,6 +67,11 @@ class ForecasterConfig:
     hidden_size: int = 64  # recurrent state size
     num_layers: int = 1  # stacked recurrent layers
     dropout: float = 0.0  # between stacked layers
+    # hybrid: the head adds to this base ("given": the last covariate's future steps)
+    base: Literal["none", "naive", "seasonal_naive", "ets", "given"] = "none"
+    season: int = 1  # m, the base's seasonal period (seasonal_naive, ets)
+    ets: list[float] | None = None  # base "ets": alpha, beta, gamma, phi (fitted on training)
+    base_scale: float = 1.0  # the head's unit: RMS error of the base on the training windows
 
     def __post_init__(self) -> None:
         check_positive(
@@ -66,7 +79,21 @@ class ForecasterConfig:
             horizon=self.horizon,
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
+            season=self.season,
         )
+        check_choice("base", self.base, BASES)
+        if self.base != "none" and self.strategy != "direct":
+            raise ValueError(f"base {self.base!r} needs strategy='direct', got {self.strategy!r}")
+        if self.base == "ets" and (self.ets is None or len(self.ets) != 4):
+            raise ValueError(f"base 'ets' needs ets = [alpha, beta, gamma, phi], got {self.ets}")
+        if self.base == "given" and (self.covariate_size < 1 or self.target_size != 1):
+            raise ValueError(
+                "base 'given' reads the base forecast from the last covariate: it needs "
+                f"covariate_size >= 1 and target_size 1, got {self.covariate_size} and "
+                f"{self.target_size}"
+            )
+        if not (math.isfinite(self.base_scale) and self.base_scale > 0):
+            raise ValueError(f"base_scale must be a finite number > 0, got {self.base_scale}")
         if self.covariate_size < 0:
             raise ValueError(f"covariate_size must be >= 0, got {self.covariate_size}")
         check_choice("strategy", self.strategy, ("direct", "autoregressive"))
@@ -101,6 +128,9 @@ class Forecaster(nn.Module):
         if c.strategy == "direct":
             in_size = self.rnn.output_size + c.horizon * c.covariate_size
             self.head = nn.Linear(in_size, c.horizon * c.target_size * per_value)
+            if c.base != "none":  # the hybrid starts exactly at its base
+                nn.init.zeros_(self.head.weight)
+                nn.init.zeros_(self.head.bias)
         else:
             self.head = nn.Linear(self.rnn.output_size, c.target_size * per_value)
 
@@ -220,7 +250,13 @@ class Forecaster(nn.Module):
             )
 
     def _check(
-        self, x: Tensor, lengths: Tensor | None, covariates: Tensor | None, *, extra: int
+        self,
+        x: Tensor,
+        lengths: Tensor | None,
+        covariates: Tensor | None,
+        *,
+        extra: int,
+        covariates_needed: bool = True,
     ) -> Tensor:
         c = self.config
         if x.dim() != 3 or x.shape[-1] != c.target_size or not x.dtype.is_floating_point:
@@ -232,7 +268,7 @@ class Forecaster(nn.Module):
         check_lengths(lengths, batch=batch, steps=steps)
         if c.covariate_size == 0 and covariates is not None:
             raise ValueError("covariates given but covariate_size is 0 in the config")
-        if c.covariate_size > 0:
+        if c.covariate_size > 0 and covariates_needed:
             want = (batch, steps + extra, c.covariate_size)
             if covariates is None or covariates.shape != want:
                 got = None if covariates is None else tuple(covariates.shape)
@@ -257,7 +293,36 @@ class Forecaster(nn.Module):
             future = _future(covariates, lengths, c.horizon)  # (B, H, C)
             features = torch.cat([features, future.flatten(1)], dim=-1)
         raw = self.head(features).view(x.shape[0], c.horizon, c.target_size, -1)
-        return self._split(raw.flatten(2))
+        forecast = self._split(raw.flatten(2))
+        if c.base == "none":
+            return forecast
+        # The head speaks in units of the base's typical error, so its zero start is also a
+        # variance that fits the base (log_var 0 -> the base's training RMS error).
+        if c.base == "given":
+            assert covariates is not None  # checked by _check: covariate_size >= 1
+            base = _future(covariates, lengths, c.horizon)[..., -1:]  # (B, H, 1)
+        else:
+            base = self.base_forecast(x, lengths)
+        mean = base + c.base_scale * forecast.mean
+        log_var = None
+        if forecast.log_var is not None:
+            log_var = forecast.log_var + 2 * math.log(c.base_scale)
+        return Forecast(mean, log_var)
+
+    def base_forecast(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``(B, H, Y)`` the statistical base of a hybrid, from each row's window alone."""
+        c = self.config
+        if c.base == "given":
+            raise ValueError("base 'given' is read from the covariates, not computed from x")
+        lengths = self._check(x, lengths, None, extra=c.horizon, covariates_needed=False)
+        need = min_steps(c.base, c.season)
+        if int(lengths.min()) < need:
+            raise ValueError(
+                f"base {c.base!r} with season {c.season} needs windows of at least {need} steps, "
+                f"got {int(lengths.min())}"
+            )
+        ets = None if c.ets is None else torch.tensor(c.ets, device=x.device)
+        return base_forecast(x, lengths, base=c.base, horizon=c.horizon, season=c.season, ets=ets)
 
     def _one_step(self, series: Tensor, lengths: Tensor, covariates: Tensor | None) -> Forecast:
         """Teacher-forced one-step predictions: output ``t`` predicts ``series[:, t + 1]``."""

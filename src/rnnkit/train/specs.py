@@ -84,6 +84,21 @@ class ForecasterSpec(_Checked):
     hidden_size: int = 64  # H
     num_layers: int = 1  # L
     dropout: float = 0.0  # between layers
+    # Hybrid: the head learns a correction to this statistical base, computed from each input
+    # window (`rnnkit.models._base`); it starts exactly at the base. "ets" fits its four
+    # coefficients on the training windows.
+    # "given": the last known covariate's future steps (an app computes them; see the model).
+    base: Literal["none", "naive", "seasonal_naive", "ets", "given"] = "none"
+    season: int = 0  # the base's period; 0: from the data (its frequency, or the app's season)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.season < 0:
+            raise ValueError(f"model.season must be >= 0 (0: from the data), got {self.season}")
+        if self.base != "none" and self.strategy != "direct":
+            raise ValueError(
+                f"model.base {self.base!r} needs model.strategy: direct, got {self.strategy!r}"
+            )
 
 
 @dataclass

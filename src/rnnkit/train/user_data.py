@@ -353,8 +353,8 @@ def forecaster_parts(
         horizon=d.horizon,
         freq=data.freq,
     )
-    parts = DataParts(*windows, meta={"naive_scale": naive})
     season = d.season or season_of(data.freq)
+    parts = DataParts(*windows, meta={"naive_scale": naive, "season": season})
     split = {
         "train": f"{d.path}: each series up to its validation part ({len(windows[0])} windows)",
         "val": (f"{d.val_path}" if val else f"last {d.val_size} steps before the test part")

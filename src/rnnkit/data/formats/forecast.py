@@ -182,11 +182,16 @@ def split_series(
         if train_end < input_len + horizon:
             room = train_end - horizon
             hint = (
-                f"data.seq_len <= {room} would fit" if room >= 1 else "shorten the held-out parts"
+                f"data.seq_len <= {room} would fit"
+                if room >= 1
+                else "no data.seq_len fits: shorten data.val_size / data.test_size (each at "
+                f"least the horizon {horizon}) or the horizon"
             )
             raise ValueError(
-                f"{where} keeps {train_end} training steps, shorter than input {input_len} + "
-                f"horizon {horizon} = {input_len + horizon}; {hint}"
+                f"{where} has {n} steps: after {n_val} validation and {n_test} test steps it "
+                f"keeps {train_end} training steps, shorter than input {input_len} + horizon "
+                f"{horizon} = {input_len + horizon}; these settings need "
+                f"{input_len + horizon + n_val + n_test} steps; {hint}"
             )
         for name, size in (("validation", n_val), ("test", n_test)):
             if size < horizon:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.datasets import load
 from rnnkit.models import Forecaster, ForecasterConfig
+from rnnkit.models._base import base_forecast, fit_ets, min_steps
 from rnnkit.train.specs import ForecastingExperiment, spec_dict
 from rnnkit.train.tasks.base import (
     Built,
@@ -146,6 +147,41 @@ def _whole_history(data: Any, season: int) -> dict[str, Any]:
     return {"series": targets, "origins": origins, "season": season}
 
 
+def _fit_base(
+    base: str, parts: Sequence[Sequence[Any]], *, season: int, horizon: int
+) -> dict[str, Any]:
+    """The hybrid's fitted fields: ETS coefficients (base ``ets``) and ``base_scale``, the base's
+    RMS error on the training windows; every window is checked to be long enough first."""
+    if base == "none":
+        return {}
+    need = min_steps(base, season)
+    for name, part in zip(("training", "validation", "test"), parts, strict=False):
+        short = [len(s[0]) for s in part or [] if len(s[0]) < need]
+        if short:
+            raise ValueError(
+                f"model.base {base!r} with season {season} needs input windows of at least "
+                f"{need} steps; {len(short)} {name} windows have {min(short)}: set data.seq_len "
+                f">= {need}, or model.season / model.base to fit"
+            )
+    x = torch.stack([torch.as_tensor(np.asarray(s[0]), dtype=torch.float64) for s in parts[0]])
+    y = torch.stack([torch.as_tensor(np.asarray(s[1]), dtype=torch.float64) for s in parts[0]])
+    if base == "given":
+        if any(len(s) < 3 for s in parts[0]):
+            raise ValueError(
+                "model.base 'given' reads the base forecast from the last known covariate; "
+                "these windows have no covariates"
+            )
+        given = np.stack([np.asarray(s[2])[-y.shape[1] :, -1:] for s in parts[0]])  # (N, H, 1)
+        rms = float(np.sqrt(((given - y.numpy()) ** 2).mean()))
+        return {"base_scale": round(rms, 8) if rms > 1e-8 else 1.0}
+    ets = list(fit_ets(x, y, season=season)) if base == "ets" else None
+    lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    coef = None if ets is None else torch.tensor(ets, dtype=torch.float64)
+    pred = base_forecast(x, lengths, base=base, horizon=horizon, season=season, ets=coef)
+    rms = float(((pred - y) ** 2).mean().sqrt())
+    return {"ets": ets, "base_scale": round(rms, 8) if rms > 1e-8 else 1.0}
+
+
 def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Built:
     """Windows -> `Forecaster` (with ``covariate_size`` from the samples) -> `ForecastTask`."""
     d = experiment.data
@@ -160,11 +196,15 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
     horizon = int(np.asarray(first[1]).shape[0])
     covariates = int(np.asarray(first[2]).shape[-1]) if len(first) == 3 else 0
     scale = float(data.meta.get("naive_scale", naive_scale(parts[0])))
+    spec = experiment.model
+    season = spec.season or int(data.meta.get("season", 1))
     config = ForecasterConfig(
         target_size=targets,
         covariate_size=covariates,
         horizon=horizon,
-        **spec_dict(experiment.model),
+        **spec_dict(spec, drop=("season",)),
+        season=season,
+        **_fit_base(spec.base, parts, season=season, horizon=horizon),
     )
     module = ForecastTask(Forecaster(config), naive_scale=scale, **task_kwargs(experiment))
     opts = data_options(d, parts, seed=experiment.seed, lengths=lambda s: len(s[0]))
