@@ -1,8 +1,9 @@
 """Fit, validate and test an experiment: build the task, run Lightning, fill the run directory.
 
 `build` picks the family's builder from `rnnkit.train.tasks.TASKS`; `make_trainer` wires the
-loggers, checkpoints (best by ``run.monitor`` in ``run.monitor_mode``), early stopping and the
-practices;
+loggers, checkpoints (best by ``run.monitor`` in ``run.monitor_mode``, ties broken by
+``run.monitor_tiebreak``, none before ``early_stopping.min_steps``; `rnnkit.train.selection`),
+early stopping and the practices;
 `fit` trains, validates the best checkpoint and, with ``run.test``, scores the test split with it.
 """
 
@@ -24,7 +25,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
@@ -32,7 +33,7 @@ from rnnkit.diagnostics.guard import DivergenceGuard, stop_if_diverged
 from rnnkit.integrity import clean_orphans
 from rnnkit.provenance import versions
 from rnnkit.train.artifact import load_run
-from rnnkit.train.config import Common, monitor_mode, parse_duration
+from rnnkit.train.config import Common, monitor_mode, monitor_tiebreak, parse_duration
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
@@ -42,6 +43,7 @@ from rnnkit.train.run import (
     plot_loss_curve,
     save_artifact,
 )
+from rnnkit.train.selection import BestCheckpoint, TieBreak, TieBreakEarlyStopping
 from rnnkit.train.tasks import TASKS, Built
 
 RUN_DIR_ENV = "RNNKIT_RUN_DIR"  # set by rank 0 so DDP worker processes write to the same run
@@ -220,8 +222,16 @@ def make_trainer(
     and whether lower (``min``) or higher (``max``) is better.
     """
     t = experiment.trainer
+    es = experiment.early_stopping
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(
+    tiebreak = monitor_tiebreak(monitor, mode, getattr(experiment.run, "monitor_tiebreak", None))
+
+    def tie() -> TieBreak:  # one per callback: each remembers the value of its own best
+        return TieBreak(tiebreak, monitor_mode(tiebreak or "val_loss"), es.min_delta)
+
+    best = BestCheckpoint(
+        tiebreak=tie(),
+        min_steps=es.min_steps,
         dirpath=ckpt_dir,
         filename="best",
         monitor=monitor,
@@ -243,10 +253,11 @@ def make_trainer(
                 enable_version_counter=False,
             )
         )
-    es = experiment.early_stopping
     if es.enabled:
         cbs.append(
-            EarlyStopping(
+            TieBreakEarlyStopping(
+                tiebreak=tie(),
+                min_steps=es.min_steps,
                 monitor=monitor,
                 mode=mode,
                 patience=es.patience,
@@ -471,6 +482,7 @@ def _finish(
         "monitor": module.monitor or module.monitor_default,
         "monitor_mode": module.monitor_mode,
         "best_checkpoint": str(best_path) if best_path.is_file() else None,
+        **_best_at(trainer),
         "steps": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(wall, 2),
@@ -491,6 +503,15 @@ def _finish(
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _best_at(trainer: L.Trainer) -> dict[str, int | None]:
+    """The optimiser step and epoch of the validation kept as best (None: no candidate, e.g. the
+    run ended inside the warm-up and its last weights were used)."""
+    best = next((c for c in trainer.callbacks if isinstance(c, BestCheckpoint)), None)  # type: ignore[attr-defined]
+    if best is None:
+        return {"best_step": None, "best_epoch": None}
+    return {"best_step": best.best_step, "best_epoch": best.best_epoch}
 
 
 def evaluate(
