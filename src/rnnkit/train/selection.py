@@ -44,7 +44,7 @@ class TieBreak:
         if logged is None:
             raise ValueError(
                 f"run.monitor_tiebreak {self.metric!r} is not a metric this task logs; it logs "
-                f"{sorted(trainer.callback_metrics)} (set run.monitor_tiebreak: null to turn it off)"
+                f"{sorted(trainer.callback_metrics)} (run.monitor_tiebreak: null turns it off)"
             )
         return float(logged)
 

@@ -17,7 +17,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,11 @@ from torch import nn
 
 from rnnkit.diagnostics.guard import DivergenceGuard, stop_if_diverged
 from rnnkit.integrity import clean_orphans
+from rnnkit.models.ensemble import EnsembleClassifier
 from rnnkit.provenance import versions
 from rnnkit.train.artifact import load_run
 from rnnkit.train.config import Common, monitor_mode, monitor_tiebreak, parse_duration
+from rnnkit.train.ensemble import ENSEMBLE_FILE, member_name, write_ensemble
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
     AtomicCheckpointIO,
@@ -354,7 +356,13 @@ def fit(
     - ``test``: then score the test split with the best checkpoint (``test_*`` metrics, also in
       ``summary.json``); None follows ``run.test``.
     - ``data``: in-memory samples for `build` (ignored when ``built`` is given).
+
+    With ``model.ensemble: K > 1`` (classifiers) K member runs are fitted with seeds ``seed`` ..
+    ``seed + K - 1`` under ``<run>/members/``, and the run's metrics are the averaged
+    probabilities' (`rnnkit.train.ensemble`).
     """
+    if _ensemble_size(experiment) > 1 and built is None:
+        return _fit_ensemble(experiment, resume=resume, callbacks=callbacks, test=test, data=data)
     start = time.perf_counter()
     run_dir = resolve_run_dir(experiment, resume=resume)
     if _is_rank_zero():
@@ -416,6 +424,87 @@ def fit(
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
         summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path)
+    return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def _ensemble_size(experiment: Any) -> int:
+    return int(getattr(getattr(experiment, "model", None), "ensemble", 1))
+
+
+def _fit_ensemble(
+    experiment: Any,
+    *,
+    resume: str | None,
+    callbacks: Sequence[Callback],
+    test: bool | None,
+    data: Any,
+) -> RunResult:
+    """Fit each member as a normal run, record them in ``ensemble.json``, then score the averaged
+    probabilities on the validation (and test) split. ``resume`` skips finished members and
+    resumes an interrupted one from its own ``last.ckpt``."""
+    start = time.perf_counter()
+    run_dir = Path(resume) if resume is not None else resolve_run_dir(experiment, resume=None)
+    if resume is not None and not (run_dir / "members").is_dir():
+        raise ValueError(f"cannot resume: {run_dir} holds no ensemble members ({run_dir}/members)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
+    seeds = [experiment.seed + i for i in range(experiment.model.ensemble)]
+    members: list[dict[str, Any]] = []
+    for seed in seeds:
+        folder = run_dir / member_name(seed)
+        if (folder / "summary.json").is_file():  # finished before an interruption
+            members.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+            continue
+        member = replace(
+            experiment,
+            seed=seed,
+            model=replace(experiment.model, ensemble=1),
+            run=replace(experiment.run, root=str(folder.parent), name=folder.name),
+        )
+        again = str(folder) if any((folder / "checkpoints").glob("*.ckpt")) else None
+        result = fit(member, resume=again, callbacks=callbacks, test=test, data=data)
+        members.append(result.summary)
+    task = experiment.task
+    combine = (
+        "mean of outputs" if experiment.model.task == "regression" else "mean of probabilities"
+    )
+    exp_dict = json.loads(json.dumps(asdict(experiment)))
+    write_ensemble(run_dir, task=task, combine=combine, seeds=seeds, experiment=exp_dict)
+    metrics = evaluate(str(run_dir), stage="validate", data=data)
+    if test is None:
+        test = experiment.run.test
+    if test:
+        metrics.update(evaluate(str(run_dir), stage="test", data=data))
+    first = members[0].get("metrics", {})
+    metrics.update(
+        {k: v for k, v in first.items() if not k.startswith(("val_", "test_", "train_"))}
+    )
+    summary = {
+        "task": task,
+        "run_dir": str(run_dir),
+        "ensemble": len(seeds),
+        "combine": combine,
+        "metrics": {k: v for k, v in metrics.items() if math.isfinite(v)},
+        "members": [
+            {
+                "run": member_name(seed),
+                "seed": seed,
+                "best_step": m.get("best_step"),
+                "best_epoch": m.get("best_epoch"),
+                "epochs": m.get("epochs"),
+                "metrics": {
+                    k: v for k, v in m.get("metrics", {}).items() if k[:4] in ("val_", "test")
+                },
+            }
+            for seed, m in zip(seeds, members, strict=True)
+        ],
+        "parameters": sum(int(m.get("parameters", 0)) for m in members),
+        "wall_time_s": round(time.perf_counter() - start, 2),
+        "seed": experiment.seed,
+        "versions": versions(),
+        "files": {"ensemble": ENSEMBLE_FILE, "config": "config.yaml", "members": "members/"},
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 
@@ -524,7 +613,10 @@ def evaluate(
     loaded = load_run(run_dir)
     experiment = overrides or loaded.experiment
     built = rebuild(loaded, data=data, overrides=overrides)
-    built.module.model.load_state_dict(loaded.model.state_dict())
+    if isinstance(loaded.model, EnsembleClassifier):
+        built.module.model = loaded.model  # the members, averaged
+    else:
+        built.module.model.load_state_dict(loaded.model.state_dict())
     _quiet()
     trainer = L.Trainer(
         accelerator=experiment.trainer.accelerator,
