@@ -35,6 +35,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tiebreak+min100": {"early_stopping": {"min_steps": 100}},
     "tiebreak+noES": {"early_stopping": {"enabled": False}},
     "tiebreak+min100+noES": {"early_stopping": {"enabled": False, "min_steps": 100}},
+    "tiebreak+ensemble3": {"model": {"ensemble": 3}},
 }
 
 

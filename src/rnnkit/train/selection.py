@@ -30,6 +30,13 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import Tensor
 
 
+def _parent_key(callback: Any, parent: type) -> str:
+    """The key Lightning stores the callback's state under, named as its parent's: checkpoints of
+    runs started before these subclasses resume with their state."""
+    own = super(type(callback), callback).state_key
+    return parent.__qualname__ + own.removeprefix(type(callback).__qualname__)
+
+
 class TieBreak:
     """Whether the current validation ties the best and is better on the ``metric``."""
 
@@ -78,6 +85,10 @@ class BestCheckpoint(ModelCheckpoint):
         self.best_step: int | None = None
         self.best_epoch: int | None = None
 
+    @property
+    def state_key(self) -> str:
+        return _parent_key(self, ModelCheckpoint)
+
     def _save_topk_checkpoint(
         self, trainer: L.Trainer, monitor_candidates: dict[str, Tensor]
     ) -> None:
@@ -124,6 +135,10 @@ class TieBreakEarlyStopping(EarlyStopping):
         super().__init__(**kwargs)
         self.tiebreak, self.min_steps = tiebreak, min_steps
         self._trainer: L.Trainer | None = None
+
+    @property
+    def state_key(self) -> str:
+        return _parent_key(self, EarlyStopping)
 
     def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
         if trainer.global_step < self.min_steps:
