@@ -7,8 +7,9 @@ training split). A :class:`rnnkit.models.SequenceClassifier` (LSTM/GRU, pooling 
 trained per seed by the library's trainer (`rnnkit.train.fit` on the recipe's ``experiment:``, a
 `ClassificationExperiment`): a stratified validation split is carved from the training split per
 seed, the checkpoint with the best validation accuracy is kept (equal accuracies go to the lower
-validation loss; early stopping on the same rule), and that checkpoint scores the test split. Long series are framed (``frame`` steps stacked into one) so the
-recurrence runs at most ``frame_steps`` steps. Each (data set, seed) leaves a run directory under
+validation loss; early stopping on the same rule), and that checkpoint scores the test split.
+Long series are framed (``frame`` steps stacked into one) so the recurrence runs at most
+``frame_steps`` steps. Each (data set, seed) leaves a run directory under
 ``out_dir/runs/`` that ``rnnkit predict`` / ``load_run`` read.
 
 Baselines, all on the same test split:

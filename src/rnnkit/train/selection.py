@@ -57,7 +57,9 @@ class TieBreak:
 
     def wins(self, trainer: L.Trainer, current: Tensor, best: Tensor) -> bool:
         """``current`` equals ``best`` within the tolerance and the tie-break metric improved."""
-        if self.metric is None or not math.isfinite(float(best)):
+        if self.metric is None or not (
+            math.isfinite(float(best)) and math.isfinite(float(current))
+        ):
             return False
         if abs(float(current) - float(best)) > self.tolerance:
             return False

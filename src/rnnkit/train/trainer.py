@@ -359,7 +359,7 @@ def fit(
 
     With ``model.ensemble: K > 1`` (classifiers) K member runs are fitted with seeds ``seed`` ..
     ``seed + K - 1`` under ``<run>/members/``, and the run's metrics are the averaged
-    probabilities' (`rnnkit.train.ensemble`).
+    probabilities' (`rnnkit.train.ensemble`); a given ``built`` is always one model.
     """
     if _ensemble_size(experiment) > 1 and built is None:
         return _fit_ensemble(experiment, resume=resume, callbacks=callbacks, test=test, data=data)
