@@ -292,7 +292,8 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         model_name = (
             f"{spec.cell.upper()} classifier (H={spec.hidden_size}, "
             f"{'bi, ' if spec.bidirectional else ''}{spec.pooling} pool"
-            f"{', frame ' + str(frame) if frame > 1 else ''})"
+            f"{', frame ' + str(frame) if frame > 1 else ''}"
+            f"{f', {spec.ensemble}-seed ensemble' if spec.ensemble > 1 else ''})"
         )
         common: dict[str, Any] = {
             "app": APP,
