@@ -77,8 +77,16 @@ def test_ensemble_of_two_averages_its_members_probabilities(tmp_path: Path) -> N
     assert [int(r["prediction"]) for r in rows] == pred.tolist()
 
 
-def test_an_edited_member_is_refused(tmp_path: Path) -> None:
+def test_resume_reuses_finished_members_and_an_edited_member_is_refused(tmp_path: Path) -> None:
     run = fit(_experiment(tmp_path, ensemble=2), test=False).run_dir
+    with pytest.raises(ValueError, match=r"already holds ensemble members; pass --resume"):
+        fit(_experiment(tmp_path, ensemble=2), test=False)
+    finished = run / "members" / "seed3" / "summary.json"
+    stamp = finished.stat().st_mtime_ns
+    (run / "ensemble.json").unlink()  # as if killed after the members, before the record
+    fit(_experiment(tmp_path, ensemble=2), resume=str(run), test=False)
+    assert finished.stat().st_mtime_ns == stamp  # not trained again
+    assert len(load_run(run).model.members) == 2  # ensemble.json written again, both members
     model_json = run / "members" / "seed4" / "artifact" / "model.json"
     model_json.write_text(model_json.read_text().replace('"task"', '"task" ', 1))
     with pytest.raises(ValueError, match=r"SHA-256 that .* recorded for member members/seed4"):

@@ -446,6 +446,11 @@ def _fit_ensemble(
     run_dir = Path(resume) if resume is not None else resolve_run_dir(experiment, resume=None)
     if resume is not None and not (run_dir / "members").is_dir():
         raise ValueError(f"cannot resume: {run_dir} holds no ensemble members ({run_dir}/members)")
+    if resume is None and (run_dir / "members").is_dir():
+        raise ValueError(
+            f"run directory {run_dir} already holds ensemble members; pass --resume {run_dir} "
+            "to continue it or choose another --run.name"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
     seeds = [experiment.seed + i for i in range(experiment.model.ensemble)]
@@ -471,8 +476,8 @@ def _fit_ensemble(
     exp_dict = json.loads(json.dumps(asdict(experiment)))
     write_ensemble(run_dir, task=task, combine=combine, seeds=seeds, experiment=exp_dict)
     metrics = evaluate(str(run_dir), stage="validate", data=data)
-    if test is None:
-        test = experiment.run.test
+    if test is None:  # as for one model: runs on the user's files are always tested
+        test = experiment.run.test or bool(getattr(experiment.data, "path", None))
     if test:
         metrics.update(evaluate(str(run_dir), stage="test", data=data))
     first = members[0].get("metrics", {})
