@@ -25,7 +25,6 @@ from typing import Any, Literal
 import numpy as np
 
 from rnnkit.apps._common import (
-    ValidationCurve,
     app_experiment,
     app_settings,
     merge,
@@ -241,15 +240,16 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
             run_dir = root / str(exp.run.name)
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # this app's own folder from an earlier run
-            curve = ValidationCurve("val_accuracy")
             cpu0 = time.process_time()
             with timer() as t:
-                result = fit(exp, data=data, callbacks=[curve], test=True)
+                result = fit(exp, data=data, test=True)
             walls.append(t["s"])
             cpus.append(time.process_time() - cpu0)
             values.append(result.metrics["test_accuracy"])
-            best_epochs.append(int(np.argmax(curve.values)) + 1)
-            epochs_run.append(len(curve.values))
+            # the epoch the checkpoint was kept at (ties broken by the loss), 1-based
+            best = result.summary["best_epoch"]
+            best_epochs.append(None if best is None else int(best) + 1)
+            epochs_run.append(int(result.summary["epochs"]))
             val_accs.append(result.metrics["val_accuracy"])
             params = int(result.summary["parameters"])
             runs.append(str(result.run_dir))

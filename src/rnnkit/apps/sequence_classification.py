@@ -6,9 +6,10 @@ its official train/test split (``rnnkit.data.load``; per-channel standardisation
 training split). A :class:`rnnkit.models.SequenceClassifier` (LSTM/GRU, pooling over real steps) is
 trained per seed by the library's trainer (`rnnkit.train.fit` on the recipe's ``experiment:``, a
 `ClassificationExperiment`): a stratified validation split is carved from the training split per
-seed, the checkpoint with the best validation accuracy is kept (early stopping on it), and that
-checkpoint scores the test split. Long series are framed (``frame`` steps stacked into one) so the
-recurrence runs at most ``frame_steps`` steps. Each (data set, seed) leaves a run directory under
+seed, the checkpoint with the best validation accuracy is kept (equal accuracies go to the lower
+validation loss; early stopping on the same rule), and that checkpoint scores the test split.
+Long series are framed (``frame`` steps stacked into one) so the recurrence runs at most
+``frame_steps`` steps. Each (data set, seed) leaves a run directory under
 ``out_dir/runs/`` that ``rnnkit predict`` / ``load_run`` read.
 
 Baselines, all on the same test split:
@@ -32,7 +33,6 @@ from typing import Any, Literal
 import numpy as np
 
 from rnnkit.apps._common import (
-    ValidationCurve,
     app_experiment,
     app_settings,
     merge,
@@ -192,18 +192,19 @@ def run_seed(
         "classes": list(splits.meta["classes"]),
         "n_features": int(parts["train"].sequences[0].shape[-1]),
     }
-    curve = ValidationCurve("val_accuracy")
     samples = {k: list(zip(v.sequences, v.labels or [], strict=True)) for k, v in parts.items()}
     result = fit(
         exp,
         data=DataParts(samples["train"], samples["val"], samples["test"], meta),
-        callbacks=[curve],
         test=True,
     )
+    runs = result.summary.get("members") or [result.summary]  # an ensemble's members, or itself
+    best = [None if m.get("best_epoch") is None else int(m["best_epoch"]) + 1 for m in runs]
+    epochs = [int(m["epochs"]) for m in runs]
     return {
         "accuracy": result.metrics["test_accuracy"],
-        "best_epoch": int(np.argmax(curve.values)) + 1,
-        "epochs_run": len(curve.values),
+        "best_epoch": best[0] if len(runs) == 1 else best,
+        "epochs_run": epochs[0] if len(runs) == 1 else epochs,
         "val_accuracy": result.metrics["val_accuracy"],
         "params": int(result.summary["parameters"]),
         "n_train": len(keep),
@@ -246,6 +247,16 @@ def _plot(rows: list[dict[str, Any]], out_dir: Path) -> None:
     plt.close(fig)
 
 
+def _selection(exp: Any) -> str:
+    """How the checkpoint was chosen, in words, for the results JSON."""
+    es, run = exp.early_stopping, exp.run
+    text = f"{run.monitor} ({run.monitor_mode}), ties: {run.monitor_tiebreak}"
+    text += f"; no candidate before step {es.min_steps}" if es.min_steps else ""
+    text += f"; early stopping, patience {es.patience}" if es.enabled else "; no early stopping"
+    ensemble = exp.model.ensemble
+    return text + (f"; ensemble of {ensemble} seeds (mean probabilities)" if ensemble > 1 else "")
+
+
 def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool) -> list[dict]:
     """Every data set in ``datasets``: the RNN over ``seeds`` vs majority and 1-NN DTW."""
     settings = app_settings(Settings, config, app=APP)
@@ -281,7 +292,8 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         model_name = (
             f"{spec.cell.upper()} classifier (H={spec.hidden_size}, "
             f"{'bi, ' if spec.bidirectional else ''}{spec.pooling} pool"
-            f"{', frame ' + str(frame) if frame > 1 else ''})"
+            f"{', frame ' + str(frame) if frame > 1 else ''}"
+            f"{f', {spec.ensemble}-seed ensemble' if spec.ensemble > 1 else ''})"
         )
         common: dict[str, Any] = {
             "app": APP,
@@ -297,8 +309,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
             "best_epochs": [r["best_epoch"] for r in per_seed],
             "epochs_run": [r["epochs_run"] for r in per_seed],
             "val_accuracy": [r["val_accuracy"] for r in per_seed],
-            "selection": f"{exp.run.monitor} ({exp.run.monitor_mode}), "
-            f"patience {exp.early_stopping.patience} validations",
+            "selection": _selection(exp),
             "params": per_seed[0]["params"],
             "split_sizes": {
                 "train": per_seed[0]["n_train"],

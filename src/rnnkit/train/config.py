@@ -129,14 +129,22 @@ class SchedulerConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    """Stop when the monitored validation metric has not improved for ``patience`` validations."""
+    """Stop when the monitored validation metric has not improved for ``patience`` validations.
+
+    ``min_steps`` is a warm-up: validations before that many optimiser steps are logged but are
+    not candidates, neither for early stopping's best score nor for the best checkpoint (also with
+    ``enabled: false``). On a validation split of a handful of series an early lucky score would
+    otherwise be kept as "the best" model and stop the run (see docs/training.md).
+    """
 
     enabled: bool = True  # add Lightning's EarlyStopping callback
     patience: int = 5  # validations without improvement
-    min_delta: float = 0.0  # smallest change that counts as improvement
+    min_delta: float = 0.0  # smallest change that counts as improvement (and the width of a tie)
+    min_steps: int = 0  # optimiser steps before a validation may stop the run or be kept as best
 
     def __post_init__(self) -> None:
         _need(self.patience >= 0, "early_stopping.patience", ">= 0", self.patience)
+        _need(self.min_steps >= 0, "early_stopping.min_steps", ">= 0", self.min_steps)
         _need(
             _finite(self.min_delta) and self.min_delta >= 0,
             "early_stopping.min_delta",
@@ -292,6 +300,9 @@ class RunConfig:
     monitor: str | None = None  # metric for best checkpoint / early stopping (None: task default)
     # Direction of the monitored metric; auto: max for accuracy/f1/exact_match/ndcg/hit_rate/auc...
     monitor_mode: Literal["auto", "min", "max"] = "auto"
+    # Breaks ties of the monitor (within early_stopping.min_delta) for the best checkpoint and early
+    # stopping: auto = val_loss for max-mode metrics other than a loss; null: the first best wins.
+    monitor_tiebreak: str | None = "auto"
     test: bool = False  # after training, restore the best checkpoint and score the test split
     plot: bool = True  # write loss_curve.png
 
@@ -316,6 +327,15 @@ _MAXIMISED = (
     "mrr",
     "r2",
 )
+
+
+def monitor_tiebreak(monitor: str, mode: str, tiebreak: str | None) -> str | None:
+    """The metric that decides between equal monitor values: ``tiebreak`` itself, or for "auto"
+    ``val_loss`` when ``monitor`` is maximised and is not itself a loss (accuracy on a small
+    validation split takes a few values, and many epochs share the best one)."""
+    if tiebreak != "auto":
+        return tiebreak or None
+    return "val_loss" if mode == "max" and "loss" not in monitor.lower() else None
 
 
 def monitor_mode(metric: str, mode: str = "auto") -> Literal["min", "max"]:

@@ -60,6 +60,12 @@ class ClassifierSpec(_Checked):
     dropout: float = 0.0  # between layers and before the head
     pooling: Literal["last", "mean", "max", "attention"] = "last"  # steps -> one vector
     task: Literal["classification", "regression"] = "classification"  # picks the loss
+    ensemble: int = 1  # K members trained with seeds seed..seed+K-1; probabilities averaged
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.ensemble, bool) or self.ensemble < 1:
+            raise ValueError(f"model.ensemble must be an integer >= 1, got {self.ensemble!r}")
 
 
 @dataclass

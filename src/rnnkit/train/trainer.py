@@ -1,8 +1,9 @@
 """Fit, validate and test an experiment: build the task, run Lightning, fill the run directory.
 
 `build` picks the family's builder from `rnnkit.train.tasks.TASKS`; `make_trainer` wires the
-loggers, checkpoints (best by ``run.monitor`` in ``run.monitor_mode``), early stopping and the
-practices;
+loggers, checkpoints (best by ``run.monitor`` in ``run.monitor_mode``, ties broken by
+``run.monitor_tiebreak``, none before ``early_stopping.min_steps``; `rnnkit.train.selection`),
+early stopping and the practices;
 `fit` trains, validates the best checkpoint and, with ``run.test``, scores the test split with it.
 """
 
@@ -24,15 +25,17 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
 from rnnkit.diagnostics.guard import DivergenceGuard, stop_if_diverged
 from rnnkit.integrity import clean_orphans
+from rnnkit.models.ensemble import EnsembleClassifier
 from rnnkit.provenance import versions
 from rnnkit.train.artifact import load_run
-from rnnkit.train.config import Common, monitor_mode, parse_duration
+from rnnkit.train.config import Common, monitor_mode, monitor_tiebreak, parse_duration
+from rnnkit.train.ensemble import ENSEMBLE_FILE, member_name, write_ensemble
 from rnnkit.train.in_memory import stored_parts, stored_split_files
 from rnnkit.train.progress import StepProgress
 from rnnkit.train.run import (
@@ -43,6 +46,7 @@ from rnnkit.train.run import (
     plot_loss_curve,
     save_artifact,
 )
+from rnnkit.train.selection import BestCheckpoint, TieBreak, TieBreakEarlyStopping
 from rnnkit.train.tasks import TASKS, Built
 
 RUN_DIR_ENV = "RNNKIT_RUN_DIR"  # set by rank 0 so DDP worker processes write to the same run
@@ -227,8 +231,16 @@ def make_trainer(
     and whether lower (``min``) or higher (``max``) is better.
     """
     t = experiment.trainer
+    es = experiment.early_stopping
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(
+    tiebreak = monitor_tiebreak(monitor, mode, getattr(experiment.run, "monitor_tiebreak", None))
+
+    def tie() -> TieBreak:  # one per callback: each remembers the value of its own best
+        return TieBreak(tiebreak, monitor_mode(tiebreak or "val_loss"), es.min_delta)
+
+    best = BestCheckpoint(
+        tiebreak=tie(),
+        min_steps=es.min_steps,
         dirpath=ckpt_dir,
         filename="best",
         monitor=monitor,
@@ -250,10 +262,11 @@ def make_trainer(
                 enable_version_counter=False,
             )
         )
-    es = experiment.early_stopping
     if es.enabled:
         cbs.append(
-            EarlyStopping(
+            TieBreakEarlyStopping(
+                tiebreak=tie(),
+                min_steps=es.min_steps,
                 monitor=monitor,
                 mode=mode,
                 patience=es.patience,
@@ -355,9 +368,12 @@ def fit(
       for ``summary.json`` — `rnnkit.evaluate.reference.judge_run`, which `rnnkit fit` and
       `rnnkit tune` pass. A parameter, not an import: ``evaluate`` sits above ``train``.
 
-    A run with final numbers (``final_eval`` or ``test``) ends with the task's baselines on the
-    same split and the verdict in its summary (`rnnkit.evaluate.reference.judge`).
+    With ``model.ensemble: K > 1`` (classifiers) K member runs are fitted with seeds ``seed`` ..
+    ``seed + K - 1`` under ``<run>/members/``, and the run's metrics are the averaged
+    probabilities' (`rnnkit.train.ensemble`); a given ``built`` is always one model.
     """
+    if _ensemble_size(experiment) > 1 and built is None:
+        return _fit_ensemble(experiment, resume=resume, callbacks=callbacks, test=test, data=data)
     start = time.perf_counter()
     restarts: dict[str, Any] = {}
     if experiment.trainer.restarts > 1 and resume is None:
@@ -480,6 +496,92 @@ def pick_restart(
     return final, info
 
 
+def _ensemble_size(experiment: Any) -> int:
+    return int(getattr(getattr(experiment, "model", None), "ensemble", 1))
+
+
+def _fit_ensemble(
+    experiment: Any,
+    *,
+    resume: str | None,
+    callbacks: Sequence[Callback],
+    test: bool | None,
+    data: Any,
+) -> RunResult:
+    """Fit each member as a normal run, record them in ``ensemble.json``, then score the averaged
+    probabilities on the validation (and test) split. ``resume`` skips finished members and
+    resumes an interrupted one from its own ``last.ckpt``."""
+    start = time.perf_counter()
+    run_dir = Path(resume) if resume is not None else resolve_run_dir(experiment, resume=None)
+    if resume is not None and not (run_dir / "members").is_dir():
+        raise ValueError(f"cannot resume: {run_dir} holds no ensemble members ({run_dir}/members)")
+    if resume is None and (run_dir / "members").is_dir():
+        raise ValueError(
+            f"run directory {run_dir} already holds ensemble members; pass --resume {run_dir} "
+            "to continue it or choose another --run.name"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", config_yaml(experiment))
+    seeds = [experiment.seed + i for i in range(experiment.model.ensemble)]
+    members: list[dict[str, Any]] = []
+    for seed in seeds:
+        folder = run_dir / member_name(seed)
+        if (folder / "summary.json").is_file():  # finished before an interruption
+            members.append(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+            continue
+        member = replace(
+            experiment,
+            seed=seed,
+            model=replace(experiment.model, ensemble=1),
+            run=replace(experiment.run, root=str(folder.parent), name=folder.name),
+        )
+        again = str(folder) if any((folder / "checkpoints").glob("*.ckpt")) else None
+        result = fit(member, resume=again, callbacks=callbacks, test=test, data=data)
+        members.append(result.summary)
+    task = experiment.task
+    combine = (
+        "mean of outputs" if experiment.model.task == "regression" else "mean of probabilities"
+    )
+    exp_dict = json.loads(json.dumps(asdict(experiment)))
+    write_ensemble(run_dir, task=task, combine=combine, seeds=seeds, experiment=exp_dict)
+    metrics = evaluate(str(run_dir), stage="validate", data=data)
+    if test is None:  # as for one model: runs on the user's files are always tested
+        test = experiment.run.test or bool(getattr(experiment.data, "path", None))
+    if test:
+        metrics.update(evaluate(str(run_dir), stage="test", data=data))
+    first = members[0].get("metrics", {})
+    metrics.update(
+        {k: v for k, v in first.items() if not k.startswith(("val_", "test_", "train_"))}
+    )
+    summary = {
+        "task": task,
+        "run_dir": str(run_dir),
+        "ensemble": len(seeds),
+        "combine": combine,
+        "metrics": {k: v for k, v in metrics.items() if math.isfinite(v)},
+        "members": [
+            {
+                "run": member_name(seed),
+                "seed": seed,
+                "best_step": m.get("best_step"),
+                "best_epoch": m.get("best_epoch"),
+                "epochs": m.get("epochs"),
+                "metrics": {
+                    k: v for k, v in m.get("metrics", {}).items() if k[:4] in ("val_", "test")
+                },
+            }
+            for seed, m in zip(seeds, members, strict=True)
+        ],
+        "parameters": sum(int(m.get("parameters", 0)) for m in members),
+        "wall_time_s": round(time.perf_counter() - start, 2),
+        "seed": experiment.seed,
+        "versions": versions(),
+        "files": {"ensemble": ENSEMBLE_FILE, "config": "config.yaml", "members": "members/"},
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
 def _test_best(trainer: L.Trainer, built: Built, best_path: Path) -> dict[str, float]:
     """Score the whole test split with the best checkpoint (the last weights if there is none)."""
     trainer.limit_test_batches = 1.0
@@ -544,6 +646,7 @@ def _finish(
         "monitor": module.monitor or module.monitor_default,
         "monitor_mode": module.monitor_mode,
         "best_checkpoint": str(best_path) if best_path.is_file() else None,
+        **_best_at(trainer),
         "steps": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(wall, 2),
@@ -567,6 +670,15 @@ def _finish(
     return summary
 
 
+def _best_at(trainer: L.Trainer) -> dict[str, int | None]:
+    """The optimiser step and epoch of the validation kept as best (None: no candidate, e.g. the
+    run ended inside the warm-up and its last weights were used)."""
+    best = next((c for c in trainer.callbacks if isinstance(c, BestCheckpoint)), None)  # type: ignore[attr-defined]
+    if best is None:
+        return {"best_step": None, "best_epoch": None}
+    return {"best_step": best.best_step, "best_epoch": best.best_epoch}
+
+
 def evaluate(
     run_dir: str, *, stage: str, overrides: Any = None, data: Any = None
 ) -> dict[str, float]:
@@ -582,7 +694,10 @@ def evaluate(
             "same data (data=DataParts(...)) to validate it"
         )
     built = rebuild(loaded, data=data, overrides=overrides)
-    built.module.model.load_state_dict(loaded.model.state_dict())
+    if isinstance(loaded.model, EnsembleClassifier):
+        built.module.model = loaded.model  # the members, averaged
+    else:
+        built.module.model.load_state_dict(loaded.model.state_dict())
     _quiet()
     trainer = L.Trainer(
         accelerator=experiment.trainer.accelerator,

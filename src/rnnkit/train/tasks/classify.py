@@ -115,7 +115,9 @@ def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> 
     vocab = meta.get("vocab")
     sizes = {"vocab_size": len(vocab)} if vocab is not None else {"input_size": meta["n_features"]}
     outputs = len(meta["classes"]) if experiment.model.task == "classification" else 1
-    config = SequenceClassifierConfig(num_outputs=outputs, **sizes, **spec_dict(experiment.model))
+    config = SequenceClassifierConfig(
+        num_outputs=outputs, **sizes, **spec_dict(experiment.model, drop=("ensemble",))
+    )
     module = ClassificationTask(SequenceClassifier(config), **task_kwargs(experiment))
     opts = data_options(d, parts, seed=experiment.seed, lengths=_length)
     files, keys = preprocessing_files(vocab=vocab, scaler=meta.get("scaler"))
