@@ -269,3 +269,48 @@ def test_not_fusable_cells_take_the_loop():
     assert path == "loop" and "proj_size" in reason
     half = Recurrent("gru", I, H, zoneout=0.1).to(torch.float16)
     assert half.plan()[0] == "loop" and "float16" in half.plan()[1]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_reused_buffers_equal_the_loop(cell):
+    """Buffers of 1 MiB and more come from the kernel's block cache, so a second call runs on
+    blocks holding the first call's values (the tiny shapes above never reach the cache): it
+    still equals the loop, every padded row included."""
+    Tn, Bn, Hn = 40, 32, 48  # float64 (T, B, 4H) buffers of ~2 MiB
+    fast = Recurrent(cell, I, Hn, **OPTIONS[-1]).to(F64).train()
+    loop = Recurrent(cell, I, Hn, force_loop=True, **OPTIONS[-1]).to(F64).train()
+    loop.load_state_dict(fast.state_dict())
+    lengths = torch.randint(1, Tn + 1, (Bn,))
+    for _ in range(2):
+        x = torch.randn(Tn, Bn, I, dtype=F64)
+        zeros = fast.init_state(Bn, dtype=F64)
+        state = (
+            LSTMState(*[torch.randn_like(s) for s in zeros])
+            if isinstance(zeros, LSTMState)
+            else torch.randn_like(zeros)
+        )
+        got = _run(fast, x, state, lengths, seed=3)
+        assert fast.last_path.startswith(f"fused:{cell} ")
+        _assert_close(got, _run(loop, x, state, lengths, seed=3), 1e-10)
+
+
+def test_second_call_maps_no_new_pages():
+    """The point of the block cache: a fresh large buffer costs a page fault per 4 KiB page
+    (about 40 ms per 64 MiB here); the second call of a shape reuses the first call's blocks."""
+    resource = pytest.importorskip("resource")
+    ops = _ext.ops()
+    Tn, Bn, Hn = 128, 64, 64
+    xw, w = torch.randn(Tn, Bn, 4 * Hn), torch.randn(4 * Hn, Hn) / 8
+    h0, c0, g = torch.randn(Bn, Hn), torch.randn(Bn, Hn), torch.ones(4 * Hn)
+    gc, bc = torch.ones(Hn), torch.zeros(Hn)
+    args = (xw, h0, c0, w, None, g, None, g, gc, bc, None, None, 0.0, None, True)
+
+    def faults() -> tuple[int, int]:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        r = ops.lstm_forward(*args)
+        pages = sum(t.numel() * t.element_size() for t in r) // 4096
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, pages
+
+    faults()
+    second, pages = faults()
+    assert pages > 5000 and second < pages // 20, (second, pages)

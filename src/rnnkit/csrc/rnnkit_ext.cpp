@@ -17,7 +17,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <vector>
 
 // The inner loops below touch distinct buffers (or the same element in place): tell g++ so, or it
@@ -197,6 +200,70 @@ void gemm_dw(int64_t B, int64_t G, int64_t H, const T* D, const T* W, T* C) {
   blas_gemm('N', 'N', H, B, G, W, H, D, G, C, H);
 }
 
+// --- buffers --------------------------------------------------------------------------------------
+//
+// The large buffers of a call (states, saved activations, gradients: tens of MB at B64 T256 H256)
+// come from a small cache of blocks instead of torch's CPU allocator. That allocator hands large
+// requests to malloc, which maps fresh pages for each and unmaps them on free, so every call paid
+// a page fault per 4 KiB: about 40 ms per 64 MiB here, measured, a quarter of an LN-LSTM's fwd+bwd.
+// A freed block goes back to the cache (up to kCacheBytes of free blocks; beyond that to free())
+// and the next call of the same shape reuses it, already mapped. What stays cached is at most the
+// working set the last calls had live anyway.
+
+constexpr size_t kPoolMinBytes = size_t(1) << 20;   // smaller requests: at::empty
+constexpr size_t kCacheBytes = size_t(1) << 30;     // free blocks kept at most
+
+struct BlockCache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> free_blocks;  // capacity in bytes -> block
+  size_t cached = 0;
+
+  // A free block of at least n bytes and at most twice that (its capacity in *cap), or null.
+  void* take(size_t n, size_t* cap) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = free_blocks.lower_bound(n);
+    if (it == free_blocks.end() || it->first > 2 * n) return nullptr;
+    void* p = it->second;
+    *cap = it->first;
+    cached -= it->first;
+    free_blocks.erase(it);
+    return p;
+  }
+
+  void give(void* p, size_t cap) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (cached + cap <= kCacheBytes) {
+        free_blocks.emplace(cap, p);
+        cached += cap;
+        return;
+      }
+    }
+    std::free(p);
+  }
+};
+
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache();  // never destroyed: tensors may outlive statics
+  return *cache;
+}
+
+// at::empty(sizes, opts), from the block cache when large.
+Tensor scratch(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  int64_t numel = 1;
+  for (int64_t d : sizes) numel *= d;
+  const size_t bytes = static_cast<size_t>(numel) * opts.dtype().itemsize();
+  if (bytes < kPoolMinBytes) return at::empty(sizes, opts);
+  size_t cap = 0;
+  void* p = block_cache().take(bytes, &cap);
+  if (p == nullptr) {
+    cap = bytes;
+    TORCH_CHECK(posix_memalign(&p, 64, cap) == 0, "rnnkit fused: out of memory (", cap, " bytes)");
+  }
+  return at::from_blob(
+      p, sizes, [cap](void* q) { block_cache().give(q, cap); }, opts);
+}
+
 // Pointer to slot i of the leading dimension (no tensor view is made).
 template <typename T>
 inline T* slot(const Tensor& x, int64_t i) {
@@ -343,19 +410,19 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const 
   const bool lni = g_ih.has_value() && g_ih->defined();
   const int64_t S = save ? nT : 1;  // slots of the per-step saved tensors
   auto opts = xp.options();
-  Tensor out = at::empty({nT, B, H}, opts);
-  Tensor hs = at::empty({save ? nT + 1 : 2, B, H}, opts);
-  Tensor cs = at::empty({save ? nT + 1 : 2, B, H}, opts);
-  Tensor ht = k.noise ? at::empty({S, B, H}, opts) : hs;  // GEMM input h * noise
-  Tensor acts = at::empty({S, B, G}, opts);
-  Tensor tc = at::empty({S, B, H}, opts);
-  Tensor xhat = ln ? at::empty({S, B, G}, opts) : at::empty({0}, opts);
-  Tensor rstd = ln ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor chat = lnc ? at::empty({S, B, H}, opts) : at::empty({0}, opts);
-  Tensor rstdc = lnc ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor meani = lni ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor rstdi = lni ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor A = at::empty({B, G}, opts);
+  Tensor out = scratch({nT, B, H}, opts);
+  Tensor hs = scratch({save ? nT + 1 : 2, B, H}, opts);
+  Tensor cs = scratch({save ? nT + 1 : 2, B, H}, opts);
+  Tensor ht = k.noise ? scratch({S, B, H}, opts) : hs;  // GEMM input h * noise
+  Tensor acts = scratch({S, B, G}, opts);
+  Tensor tc = scratch({S, B, H}, opts);
+  Tensor xhat = ln ? scratch({S, B, G}, opts) : scratch({0}, opts);
+  Tensor rstd = ln ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor chat = lnc ? scratch({S, B, H}, opts) : scratch({0}, opts);
+  Tensor rstdc = lnc ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor meani = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor rstdi = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor A = scratch({B, G}, opts);
   hs[0].copy_(h0);
   cs[0].copy_(c0);
   const T* noise_p = static_cast<const T*>(k.noise);
@@ -498,8 +565,8 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dhT, cons
   auto opts = dy.options();
   // d gates, which the input norm's backward turns into d x_proj in place (row by row, after the
   // recurrent side has read it); without that norm the two are one.
-  Tensor dgates = at::empty({nT, B, G}, opts);
-  Tensor dA = ln || lni ? at::empty({nT, B, G}, opts) : dgates;  // d (h * noise) W_hh^T
+  Tensor dgates = scratch({nT, B, G}, opts);
+  Tensor dA = ln || lni ? scratch({nT, B, G}, opts) : dgates;  // d (h * noise) W_hh^T
   Tensor Gh = dhT.clone(), Gc = dcT.clone();
   Tensor mmres = at::zeros({B, H}, opts);
   // Columns: d b_hh (G, also d b_ih), d g_hh (G), d g_c (H), d b_c (H), d g_ih (G).
@@ -647,15 +714,15 @@ std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const T
   const bool lni = g_ih.has_value() && g_ih->defined();
   const int64_t S = save ? nT : 1;
   auto opts = xp.options();
-  Tensor out = at::empty({nT, B, H}, opts);
-  Tensor hs = at::empty({save ? nT + 1 : 2, B, H}, opts);
-  Tensor ht = k.noise ? at::empty({S, B, H}, opts) : hs;
-  Tensor acts = at::empty({S, B, 4 * H}, opts);
-  Tensor xhat = ln ? at::empty({S, B, G}, opts) : at::empty({0}, opts);
-  Tensor rstd = ln ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor meani = lni ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor rstdi = lni ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor A = at::empty({B, G}, opts);
+  Tensor out = scratch({nT, B, H}, opts);
+  Tensor hs = scratch({save ? nT + 1 : 2, B, H}, opts);
+  Tensor ht = k.noise ? scratch({S, B, H}, opts) : hs;
+  Tensor acts = scratch({S, B, 4 * H}, opts);
+  Tensor xhat = ln ? scratch({S, B, G}, opts) : scratch({0}, opts);
+  Tensor rstd = ln ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor meani = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor rstdi = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor A = scratch({B, G}, opts);
   hs[0].copy_(h0);
   if (k.noise) ht[0].copy_(h0 * *noise);
   const T* noise_p = static_cast<const T*>(k.noise);
@@ -761,9 +828,9 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const
   const T* zm = ptr_or_null<T>(zmask);
   const T zp = static_cast<T>(zoneout);
   auto opts = dy.options();
-  Tensor dxp = at::empty({nT, B, G}, opts);
-  Tensor dhh = at::empty({nT, B, G}, opts);  // d (LN_hh(A) * g + b_hh), the biased product
-  Tensor dA = ln ? at::empty({nT, B, G}, opts) : dhh;
+  Tensor dxp = scratch({nT, B, G}, opts);
+  Tensor dhh = scratch({nT, B, G}, opts);  // d (LN_hh(A) * g + b_hh), the biased product
+  Tensor dA = ln ? scratch({nT, B, G}, opts) : dhh;
   Tensor Gh = dhT.clone();
   Tensor mmres = at::zeros({B, H}, opts);
   const ThreadSums<T> sums(4 * G, opts);  // d b_hh, d g_hh, d b_ih, d g_ih
@@ -896,7 +963,7 @@ RNNKIT_INLINE inline void min_coeffs(int64_t gates, const T* x, int64_t H, int64
 template <typename T>
 Tensor min_scan_forward_impl(const Tensor& xp, const Tensor& h0, int64_t gates) {
   const int64_t nT = xp.size(0), B = xp.size(1), H = h0.size(1), W = gates * H;
-  Tensor out = at::empty({nT, B, H}, xp.options());
+  Tensor out = scratch({nT, B, H}, xp.options());
   const T* x = xp.data_ptr<T>();
   const T* h0p = h0.data_ptr<T>();
   T* y = out.data_ptr<T>();
