@@ -314,3 +314,20 @@ def test_second_call_maps_no_new_pages():
     faults()
     second, pages = faults()
     assert pages > 5000 and second < pages // 20, (second, pages)
+
+
+def test_build_path_is_the_load_path(monkeypatch, tmp_path):
+    """torch's ``load`` appends its own flags to the lists it is given: the build must hand it
+    copies, or the tag (and so the path ``ops()`` loads from) changes under it."""
+    import torch.utils.cpp_extension as cpp
+
+    def fake_load(**kw: Any) -> None:
+        kw["extra_cflags"].append("-DX")
+        kw["extra_ldflags"].append("-lc10")
+
+    monkeypatch.setenv("RNNKIT_EXT_DIR", str(tmp_path))
+    monkeypatch.setattr(cpp, "load", fake_load)
+    monkeypatch.setattr(_ext, "_state", dict(_ext._state))
+    tag = _ext._tag()
+    assert _ext.build() == tmp_path / tag / "rnnkit_ext.so"
+    assert _ext._tag() == tag
