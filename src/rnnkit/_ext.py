@@ -73,8 +73,9 @@ def build(*, verbose: bool = False) -> Path:
     load(
         name=NAME,
         sources=[str(SOURCE)],
-        extra_cflags=CFLAGS,
-        extra_ldflags=LDFLAGS,
+        # Copies: torch appends its own flags to these lists, which would change _tag() mid-build.
+        extra_cflags=list(CFLAGS),
+        extra_ldflags=list(LDFLAGS),
         build_directory=str(directory),
         is_python_module=False,
         verbose=verbose,

@@ -2,7 +2,11 @@
 
 - ``FusedLSTM`` / ``FusedGRU``: LSTM and GRU with any mix of layer norm, per-sequence recurrent
   dropout and zoneout. Per step one GEMM and one pass over the batch; the backward one pass per step
-  plus ``dh = dA W_hh``, and ``dW_hh`` as one GEMM after the loop.
+  plus ``dh = dA W_hh``, and ``dW_hh`` as one GEMM after the loop. They take the input projection
+  ``W_ih x`` bare: its layer norm and bias (``project_input``'s other two steps) happen row by row
+  inside the per-step pass, and their backward inside the backward's, because as torch ops over
+  the whole ``(T, B, G*H)`` projection they cost a fifth of an LN-LSTM's fwd+bwd (three more passes
+  over it and three more buffers of its size, each a fresh allocation).
 - ``MinScan``: minGRU/minLSTM's ``h_t = a_t h_{t-1} + b_t`` with the coefficients computed from the
   projected input inside the pass: one forward pass, one reverse pass for the backward.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit import _ext
@@ -65,15 +70,19 @@ def _needs_grad(*tensors: Tensor | None) -> bool:
 
 
 class FusedLSTM(torch.autograd.Function):
-    """One LSTM layer direction. Inputs after the first five are optional (None)."""
+    """One LSTM layer direction from ``xw = W_ih x`` ``(T, B, 4H)``. Inputs after the first four
+    are optional (None): ``b_ih``, ``g_ih`` (the input layer norm's gain; its presence turns the
+    norm on), ``b_hh``, ``g_hh``, ``g_c``, ``b_c``."""
 
     @staticmethod
     def forward(
         ctx: Any,
-        xp: Tensor,
+        xw: Tensor,
         h0: Tensor,
         c0: Tensor,
         w_hh: Tensor,
+        b_ih: Tensor | None,
+        g_ih: Tensor | None,
         b_hh: Tensor | None,
         g_hh: Tensor | None,
         g_c: Tensor | None,
@@ -83,38 +92,45 @@ class FusedLSTM(torch.autograd.Function):
         zoneout: float,
         lengths: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        ops = _ops()
-        r = ops.lstm_forward(
-            xp, h0, c0, w_hh, b_hh, g_hh, g_c, b_c, noise, zmask, zoneout, lengths, True
-        )
+        args = (xw, h0, c0, w_hh, b_ih, g_ih, b_hh, g_hh, g_c, b_c)
+        r = _ops().lstm_forward(*args, noise, zmask, zoneout, lengths, True)
         out, hT, cT = r[:3]
-        ctx.save_for_backward(w_hh, g_hh, g_c, noise, zmask, lengths, *r[3:])
+        ctx.save_for_backward(xw, w_hh, g_ih, g_hh, g_c, noise, zmask, lengths, *r[3:])
         ctx.zoneout = zoneout
+        ctx.biases = (b_ih is not None, b_hh is not None)
         return out, hT, cT
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor | None, dhT: Tensor | None, dcT: Tensor | None) -> Any:
-        w_hh, g_hh, g_c, noise, zmask, lengths, *saved = ctx.saved_tensors
+        xw, w_hh, g_ih, g_hh, g_c, noise, zmask, lengths, *saved = ctx.saved_tensors
         out_shape = (saved[0].shape[0], saved[0].shape[1], saved[0].shape[2])
         dy = torch.zeros(out_shape, dtype=w_hh.dtype) if dy is None else dy.contiguous()
         dhT = torch.zeros(out_shape[1:], dtype=w_hh.dtype) if dhT is None else dhT.contiguous()
         dcT = torch.zeros(out_shape[1:], dtype=w_hh.dtype) if dcT is None else dcT.contiguous()
         g = _ops().lstm_backward(
-            dy, dhT, dcT, w_hh, g_hh, g_c, noise, zmask, ctx.zoneout, lengths, *saved
+            dy, dhT, dcT, xw, w_hh, g_ih, g_hh, g_c, noise, zmask, ctx.zoneout, lengths, *saved
         )
-        dxp, dh0, dc0, dw, db, dg, dgc, dbc = g
-        return dxp, dh0, dc0, dw, db, dg, dgc, dbc, None, None, None, None
+        dxw, dh0, dc0, dw, db, dg, dgc, dbc, dgi = g
+        # Both biases add to the gates as they are: one gradient, and a copy so that the two
+        # parameters' .grad never share storage.
+        has_bih, has_bhh = ctx.biases
+        db_ih = None if not has_bih else db.clone() if has_bhh else db
+        db_hh = db if has_bhh else None
+        return dxw, dh0, dc0, dw, db_ih, dgi, db_hh, dg, dgc, dbc, None, None, None, None
 
 
 class FusedGRU(torch.autograd.Function):
-    """One GRU layer direction."""
+    """One GRU layer direction from ``xw = W_ih x`` ``(T, B, 3H)``; ``b_ih``, ``g_ih``, ``b_hh``,
+    ``g_hh`` optional as in ``FusedLSTM``."""
 
     @staticmethod
     def forward(
         ctx: Any,
-        xp: Tensor,
+        xw: Tensor,
         h0: Tensor,
         w_hh: Tensor,
+        b_ih: Tensor | None,
+        g_ih: Tensor | None,
         b_hh: Tensor | None,
         g_hh: Tensor | None,
         noise: Tensor | None,
@@ -122,22 +138,27 @@ class FusedGRU(torch.autograd.Function):
         zoneout: float,
         lengths: Tensor | None,
     ) -> tuple[Tensor, Tensor]:
-        r = _ops().gru_forward(xp, h0, w_hh, b_hh, g_hh, noise, zmask, zoneout, lengths, True)
+        args = (xw, h0, w_hh, b_ih, g_ih, b_hh, g_hh)
+        r = _ops().gru_forward(*args, noise, zmask, zoneout, lengths, True)
         out, hT = r[:2]
-        ctx.save_for_backward(w_hh, g_hh, noise, zmask, lengths, *r[2:])
+        ctx.save_for_backward(xw, w_hh, g_ih, g_hh, noise, zmask, lengths, *r[2:])
         ctx.zoneout = zoneout
+        ctx.biases = (b_ih is not None, b_hh is not None)
         return out, hT
 
     @staticmethod
     def backward(ctx: Any, dy: Tensor | None, dhT: Tensor | None) -> Any:
-        w_hh, g_hh, noise, zmask, lengths, *saved = ctx.saved_tensors
+        xw, w_hh, g_ih, g_hh, noise, zmask, lengths, *saved = ctx.saved_tensors
         ht = saved[0]
         dy = torch.zeros_like(ht) if dy is None else dy.contiguous()
         dhT = torch.zeros_like(ht[0]) if dhT is None else dhT.contiguous()
-        dxp, dh0, dw, db, dg = _ops().gru_backward(
-            dy, dhT, w_hh, g_hh, noise, zmask, ctx.zoneout, lengths, *saved
+        dxw, dh0, dw, db, dg, dbi, dgi = _ops().gru_backward(
+            dy, dhT, xw, w_hh, g_ih, g_hh, noise, zmask, ctx.zoneout, lengths, *saved
         )
-        return dxp, dh0, dw, db, dg, None, None, None, None
+        has_bih, has_bhh = ctx.biases
+        db_ih = dbi if has_bih else None
+        db_hh = db if has_bhh else None
+        return dxw, dh0, dw, db_ih, dgi, db_hh, dg, None, None, None, None
 
 
 class MinScan(torch.autograd.Function):
@@ -162,13 +183,14 @@ def run_cell(
 ) -> tuple[Tensor, State]:
     """One layer direction of an LSTM or GRU cell over ``x`` ``(T, B, I)``, as ``_run_loop``
     computes it: outputs ``(T, B, H)`` (zero past each length) and the state at each length."""
-    T, B = x.shape[0], x.shape[1]
-    xp = cell.project_input(x).contiguous()  # (T, B, G*H), LN_ih and b_ih included
     assert isinstance(cell, LSTMCell | GRUCell)
+    T, B = x.shape[0], x.shape[1]
+    # (T, B, G*H): the bare product; LN_ih and b_ih are applied in the per-step pass.
+    xw = F.linear(x, cell.weight_ih).contiguous()
     noise = cell.sample_noise(B, device=x.device, dtype=x.dtype) if training else None
     lens = None if lengths is None else lengths.to(device="cpu", dtype=torch.long).contiguous()
-    b_hh = cell.bias_hh
-    g_hh = None if cell.ln_hh is None else cell.ln_hh.weight
+    inputs = (_opt(cell.bias_ih), _opt(None if cell.ln_ih is None else cell.ln_ih.weight))
+    recurrent = (_opt(cell.bias_hh), _opt(None if cell.ln_hh is None else cell.ln_hh.weight))
     ops = _ops()
     if isinstance(cell, LSTMCell):
         assert isinstance(state, LSTMState)
@@ -176,12 +198,12 @@ def run_cell(
         g_c = None if cell.ln_c is None else cell.ln_c.weight
         b_c = None if cell.ln_c is None else cell.ln_c.bias
         args = (
-            xp,
+            xw,
             state.h.contiguous(),
             state.c.contiguous(),
             cell.weight_hh.contiguous(),
-            _opt(b_hh),
-            _opt(g_hh),
+            *inputs,
+            *recurrent,
             _opt(g_c),
             _opt(b_c),
             _opt(noise),
@@ -189,7 +211,7 @@ def run_cell(
             float(cell.zoneout),
             lens,
         )
-        if _needs_grad(*args[:8]):
+        if _needs_grad(*args[:10]):
             out, h, c = FusedLSTM.apply(*args)
         else:
             out, h, c = ops.lstm_forward(*args, False)
@@ -197,17 +219,17 @@ def run_cell(
     assert isinstance(state, Tensor)
     zmask = _zoneout_draws(cell, T, B, x, 1)
     args_g = (
-        xp,
+        xw,
         state.contiguous(),
         cell.weight_hh.contiguous(),
-        _opt(b_hh),
-        _opt(g_hh),
+        *inputs,
+        *recurrent,
         _opt(noise),
         zmask,
         float(cell.zoneout),
         lens,
     )
-    if _needs_grad(*args_g[:5]):
+    if _needs_grad(*args_g[:7]):
         out, h = FusedGRU.apply(*args_g)
     else:
         out, h = ops.gru_forward(*args_g, False)

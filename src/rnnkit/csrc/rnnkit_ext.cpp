@@ -17,7 +17,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <vector>
 
 // The inner loops below touch distinct buffers (or the same element in place): tell g++ so, or it
@@ -128,9 +131,11 @@ RNNKIT_INLINE inline T dot_row(const T* a, const T* b, int64_t n) {
   return s;
 }
 
-// Normalise v[0:n) into xhat, return 1/std (biased variance, as torch.nn.LayerNorm).
+// Normalise v[0:n) into xhat, return 1/std (biased variance, as torch.nn.LayerNorm); the mean
+// goes to *mean_out when asked for (the input-side norm keeps only mean and 1/std per row and
+// recomputes xhat in the backward, bit for bit, with ln_apply).
 template <typename T>
-RNNKIT_INLINE inline T ln_row(const T* v, T* xhat, int64_t n) {
+RNNKIT_INLINE inline T ln_row(const T* v, T* xhat, int64_t n, T* mean_out = nullptr) {
   const T mean = sum_row(v, n) / static_cast<T>(n);
   RNNKIT_IVDEP
   for (int64_t j = 0; j < n; ++j) xhat[j] = v[j] - mean;
@@ -138,7 +143,15 @@ RNNKIT_INLINE inline T ln_row(const T* v, T* xhat, int64_t n) {
   const T rstd = T(1) / std::sqrt(var + static_cast<T>(kEps));
   RNNKIT_IVDEP
   for (int64_t j = 0; j < n; ++j) xhat[j] *= rstd;
+  if (mean_out) *mean_out = mean;
   return rstd;
+}
+
+// xhat = (v - mean) * rstd, the same two roundings as ln_row.
+template <typename T>
+RNNKIT_INLINE inline void ln_apply(const T* v, T mean, T rstd, T* xhat, int64_t n) {
+  RNNKIT_IVDEP
+  for (int64_t j = 0; j < n; ++j) xhat[j] = (v[j] - mean) * rstd;
 }
 
 // The layer-norm backward of one row, in place: d <- rstd * (d - mean(d) - xhat * mean(d * xhat)),
@@ -187,6 +200,71 @@ void gemm_dw(int64_t B, int64_t G, int64_t H, const T* D, const T* W, T* C) {
   blas_gemm('N', 'N', H, B, G, W, H, D, G, C, H);
 }
 
+// --- buffers --------------------------------------------------------------------------------------
+//
+// The large buffers of a call (states, saved activations, gradients: tens of MB at B64 T256 H256)
+// come from a small cache of blocks instead of torch's CPU allocator. That allocator hands large
+// requests to malloc, which maps fresh pages for each and unmaps them on free, so every call paid
+// a page fault per 4 KiB: about 40 ms per 64 MiB here, measured; an LN-LSTM layer at B64 T256 H256
+// has ~350 MiB of them, about a sixth of its fwd+bwd.
+// A freed block goes back to the cache (up to kCacheBytes of free blocks; beyond that to free())
+// and the next call of the same shape reuses it, already mapped. What stays cached is at most the
+// working set the last calls had live anyway.
+
+constexpr size_t kPoolMinBytes = size_t(1) << 20;   // smaller requests: at::empty
+constexpr size_t kCacheBytes = size_t(1) << 30;     // free blocks kept at most
+
+struct BlockCache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> free_blocks;  // capacity in bytes -> block
+  size_t cached = 0;
+
+  // A free block of at least n bytes and at most twice that (its capacity in *cap), or null.
+  void* take(size_t n, size_t* cap) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = free_blocks.lower_bound(n);
+    if (it == free_blocks.end() || it->first > 2 * n) return nullptr;
+    void* p = it->second;
+    *cap = it->first;
+    cached -= it->first;
+    free_blocks.erase(it);
+    return p;
+  }
+
+  void give(void* p, size_t cap) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (cached + cap <= kCacheBytes) {
+        free_blocks.emplace(cap, p);
+        cached += cap;
+        return;
+      }
+    }
+    std::free(p);
+  }
+};
+
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache();  // never destroyed: tensors may outlive statics
+  return *cache;
+}
+
+// at::empty(sizes, opts), from the block cache when large.
+Tensor scratch(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  int64_t numel = 1;
+  for (int64_t d : sizes) numel *= d;
+  const size_t bytes = static_cast<size_t>(numel) * opts.dtype().itemsize();
+  if (bytes < kPoolMinBytes) return at::empty(sizes, opts);
+  size_t cap = 0;
+  void* p = block_cache().take(bytes, &cap);
+  if (p == nullptr) {
+    cap = bytes;
+    TORCH_CHECK(posix_memalign(&p, 64, cap) == 0, "rnnkit fused: out of memory (", cap, " bytes)");
+  }
+  return at::from_blob(
+      p, sizes, [cap](void* q) { block_cache().give(q, cap); }, opts);
+}
+
 // Pointer to slot i of the leading dimension (no tensor view is made).
 template <typename T>
 inline T* slot(const Tensor& x, int64_t i) {
@@ -229,6 +307,46 @@ const T* ptr_or_null(const Opt& t) {
   return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
 }
 
+// The input half of a row's gate pre-activations, ``LN_ih(x_proj) * g_ih + b_ih`` (layer norm
+// when g is given, the bias when given): x itself when there is neither, else buf. Done here rather
+// than as torch ops over the whole (T, B, G) projection, which cost two more passes over it (and
+// two more large buffers) in the forward and as many in the backward.
+template <typename T>
+RNNKIT_INLINE inline const T* input_row(const T* x, const T* g, const T* bias, T* buf, T* mean,
+                                        T* rstd, int64_t n) {
+  if (g) {
+    *rstd = ln_row(x, buf, n, mean);
+    if (bias) {
+      RNNKIT_IVDEP
+      for (int64_t j = 0; j < n; ++j) buf[j] = buf[j] * g[j] + bias[j];
+    } else {
+      RNNKIT_IVDEP
+      for (int64_t j = 0; j < n; ++j) buf[j] *= g[j];
+    }
+    return buf;
+  }
+  if (bias) {
+    RNNKIT_IVDEP
+    for (int64_t j = 0; j < n; ++j) buf[j] = x[j] + bias[j];
+    return buf;
+  }
+  return x;
+}
+
+// The backward of input_row's layer norm, in place on d (the gradient of the row's pre-activations
+// on entry, of x_proj on exit); adds to the gain's gradient. buf: scratch for the recomputed xhat.
+template <typename T>
+RNNKIT_INLINE inline void input_row_backward(T* d, const T* x, const T* g, T mean, T rstd, T* buf,
+                                             T* dg, int64_t n) {
+  ln_apply(x, mean, rstd, buf, n);
+  RNNKIT_IVDEP
+  for (int64_t j = 0; j < n; ++j) {
+    dg[j] += d[j] * buf[j];
+    d[j] *= g[j];
+  }
+  ln_row_backward(d, buf, rstd, n);
+}
+
 // Rows of a batch per parallel task: small batches run on one thread, where the fork costs more
 // than the work.
 int64_t grain(int64_t B, int64_t width) {
@@ -269,18 +387,20 @@ void check(const Tensor& t, const char* name, int64_t dim) {
 
 // --- LSTM ----------------------------------------------------------------------------------------
 //
-//   A      = (h_{t-1} * noise) W_hh^T                      (one GEMM; addmm with x_proj without LN)
-//   gates  = x_proj_t + [LN_hh(A) * g_hh | A] + b_hh      i, f, g, o
+//   A      = (h_{t-1} * noise) W_hh^T                      (one GEMM)
+//   gates  = [LN_ih(x_proj_t) * g_ih | x_proj_t] + b_ih + [LN_hh(A) * g_hh | A] + b_hh   i, f, g, o
 //   c      = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)
 //   h      = sigmoid(o) tanh([LN_c(c) | c])
 //   c_t, h_t = zoneout(c_{t-1}, c), zoneout(h_{t-1}, h)    k * prev + (1 - k) * new
 //
 // Saved per step: acts (sigmoid i, sigmoid f, tanh g, sigmoid o), tanh of the cell output, the
-// normalised A and c with their 1/std, and the states.
+// normalised A and c with their 1/std, the input norm's mean and 1/std (its xhat is recomputed
+// from x_proj), and the states. x_proj = W_ih x without the bias.
 
 template <typename T>
 std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const Tensor& c0,
-                                      const Tensor& w_hh, const Opt& b_hh, const Opt& g_hh,
+                                      const Tensor& w_hh, const Opt& b_ih, const Opt& g_ih,
+                                      const Opt& b_hh, const Opt& g_hh,
                                       const Opt& g_c, const Opt& b_c, const Opt& noise,
                                       const Opt& zmask, double zoneout, const Opt& lengths,
                                       bool save) {
@@ -288,25 +408,30 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const 
   const int64_t nT = k.T, B = k.B, H = k.H, G = 4 * H;
   const bool ln = g_hh.has_value() && g_hh->defined();
   const bool lnc = g_c.has_value() && g_c->defined();
+  const bool lni = g_ih.has_value() && g_ih->defined();
   const int64_t S = save ? nT : 1;  // slots of the per-step saved tensors
   auto opts = xp.options();
-  Tensor out = at::empty({nT, B, H}, opts);
-  Tensor hs = at::empty({save ? nT + 1 : 2, B, H}, opts);
-  Tensor cs = at::empty({save ? nT + 1 : 2, B, H}, opts);
-  Tensor ht = k.noise ? at::empty({S, B, H}, opts) : hs;  // GEMM input h * noise
-  Tensor acts = at::empty({S, B, G}, opts);
-  Tensor tc = at::empty({S, B, H}, opts);
-  Tensor xhat = ln ? at::empty({S, B, G}, opts) : at::empty({0}, opts);
-  Tensor rstd = ln ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor chat = lnc ? at::empty({S, B, H}, opts) : at::empty({0}, opts);
-  Tensor rstdc = lnc ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor A = at::empty({B, G}, opts);
+  Tensor out = scratch({nT, B, H}, opts);
+  Tensor hs = scratch({save ? nT + 1 : 2, B, H}, opts);
+  Tensor cs = scratch({save ? nT + 1 : 2, B, H}, opts);
+  Tensor ht = k.noise ? scratch({S, B, H}, opts) : hs;  // GEMM input h * noise
+  Tensor acts = scratch({S, B, G}, opts);
+  Tensor tc = scratch({S, B, H}, opts);
+  Tensor xhat = ln ? scratch({S, B, G}, opts) : scratch({0}, opts);
+  Tensor rstd = ln ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor chat = lnc ? scratch({S, B, H}, opts) : scratch({0}, opts);
+  Tensor rstdc = lnc ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor meani = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor rstdi = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor A = scratch({B, G}, opts);
   hs[0].copy_(h0);
   cs[0].copy_(c0);
   const T* noise_p = static_cast<const T*>(k.noise);
   if (k.noise) ht[0].copy_(h0 * *noise);
   const T* w_p = w_hh.data_ptr<T>();
   const T* xp_p = xp.data_ptr<T>();
+  const T* bih = ptr_or_null<T>(b_ih);
+  const T* gih = ptr_or_null<T>(g_ih);
   const T* bhh = ptr_or_null<T>(b_hh);
   const T* ghh = ptr_or_null<T>(g_hh);
   const T* gc = ptr_or_null<T>(g_c);
@@ -332,8 +457,10 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const 
     T* rs = ln ? slot<T>(rstd, s) : nullptr;
     T* ch = lnc ? slot<T>(chat, s) : nullptr;
     T* rsc = lnc ? slot<T>(rstdc, s) : nullptr;
+    T* mi = lni ? slot<T>(meani, s) : nullptr;
+    T* rsi = lni ? slot<T>(rstdi, s) : nullptr;
     parallel_rows(B, grain(B, G), [&](int64_t b0, int64_t b1) RNNKIT_INLINE {
-      std::vector<T> pre(G), craw(H), cl(H), zfill(H, zp), kcb(H), khb(H);
+      std::vector<T> pre(G), xin(G), craw(H), cl(H), zfill(H, zp), kcb(H), khb(H);
       for (int64_t b = b0; b < b1; ++b) {
         const T* hpb = hp + b * H;
         const T* cpb = cp + b * H;
@@ -347,6 +474,7 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const 
           // The backward sums over these rows with a zero gradient: keep them finite.
           if (ln) std::fill(xh + b * G, xh + (b + 1) * G, T(0));
           if (lnc) std::fill(ch + b * H, ch + (b + 1) * H, T(0));
+          if (lni) mi[b] = rsi[b] = T(0);
           if (write_ht) {
             RNNKIT_IVDEP
             for (int64_t j = 0; j < H; ++j) htn[b * H + j] = hpb[j] * nz[j];
@@ -354,7 +482,8 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const 
           continue;
         }
         const T* a = A_p + b * G;
-        const T* x = xp_p + (t * B + b) * G;
+        const T* x = input_row(xp_p + (t * B + b) * G, gih, bih, xin.data(), lni ? mi + b : nullptr,
+                               lni ? rsi + b : nullptr, G);
         T* p = pre.data();
         if (ln) {
           rs[b] = ln_row(a, xh + b * G, G);
@@ -413,32 +542,38 @@ std::vector<Tensor> lstm_forward_impl(const Tensor& xp, const Tensor& h0, const 
   Tensor hT = hs.select(0, last).clone(), cT = cs.select(0, last).clone();
   if (!save) return {out, hT, cT};
   Tensor ht_saved = k.noise ? ht : hs.narrow(0, 0, nT);
-  return {out, hT, cT, ht_saved, cs, acts, tc, xhat, rstd, chat, rstdc};
+  return {out, hT, cT, ht_saved, cs, acts, tc, xhat, rstd, chat, rstdc, meani, rstdi};
 }
 
 template <typename T>
 std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dhT, const Tensor& dcT,
-                                       const Tensor& w_hh, const Opt& g_hh, const Opt& g_c,
-                                       const Opt& noise, const Opt& zmask, double zoneout,
-                                       const Opt& lengths, const Tensor& ht, const Tensor& cs,
-                                       const Tensor& acts, const Tensor& tc, const Tensor& xhat,
-                                       const Tensor& rstd, const Tensor& chat,
-                                       const Tensor& rstdc) {
+                                       const Tensor& xp, const Tensor& w_hh, const Opt& g_ih,
+                                       const Opt& g_hh, const Opt& g_c, const Opt& noise,
+                                       const Opt& zmask, double zoneout, const Opt& lengths,
+                                       const Tensor& ht, const Tensor& cs, const Tensor& acts,
+                                       const Tensor& tc, const Tensor& xhat, const Tensor& rstd,
+                                       const Tensor& chat, const Tensor& rstdc,
+                                       const Tensor& meani, const Tensor& rstdi) {
   const int64_t nT = dy.size(0), B = dy.size(1), H = dy.size(2), G = 4 * H;
   const bool ln = g_hh.has_value() && g_hh->defined();
   const bool lnc = g_c.has_value() && g_c->defined();
+  const bool lni = g_ih.has_value() && g_ih->defined();
   const int64_t* len = ptr_or_null<int64_t>(lengths);
   const T* noise_p = ptr_or_null<T>(noise);
   const int64_t noise_rows = noise_p ? noise->size(0) : 0;
   const T* zm = ptr_or_null<T>(zmask);
   const T zp = static_cast<T>(zoneout);
   auto opts = dy.options();
-  Tensor dgates = at::empty({nT, B, G}, opts);              // = d x_proj
-  Tensor dA = ln ? at::empty({nT, B, G}, opts) : dgates;    // d (h * noise) W_hh^T
+  // d gates, which the input norm's backward turns into d x_proj in place (row by row, after the
+  // recurrent side has read it); without that norm the two are one.
+  Tensor dgates = scratch({nT, B, G}, opts);
+  Tensor dA = ln || lni ? scratch({nT, B, G}, opts) : dgates;  // d (h * noise) W_hh^T
   Tensor Gh = dhT.clone(), Gc = dcT.clone();
   Tensor mmres = at::zeros({B, H}, opts);
-  // Columns: d b_hh (G), d g_hh (G), d g_c (H), d b_c (H).
-  const ThreadSums<T> sums(2 * G + 2 * H, opts);
+  // Columns: d b_hh (G, also d b_ih), d g_hh (G), d g_c (H), d b_c (H), d g_ih (G).
+  const ThreadSums<T> sums(3 * G + 2 * H, opts);
+  const T* xp_p = xp.data_ptr<T>();
+  const T* gih = ptr_or_null<T>(g_ih);
   const T* ghh = ptr_or_null<T>(g_hh);
   const T* gc = ptr_or_null<T>(g_c);
   const T* w_p = w_hh.data_ptr<T>();
@@ -456,9 +591,11 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dhT, cons
     const T* rs_all = ln ? slot<T>(rstd, t) : nullptr;
     const T* ch_all = lnc ? slot<T>(chat, t) : nullptr;
     const T* rsc_all = lnc ? slot<T>(rstdc, t) : nullptr;
+    const T* mi_all = lni ? slot<T>(meani, t) : nullptr;
+    const T* rsi_all = lni ? slot<T>(rstdi, t) : nullptr;
     const bool first = (t == nT - 1);
     parallel_rows(B, grain(B, G), [&](int64_t b0, int64_t b1) RNNKIT_INLINE {
-      std::vector<T> dc(H), dco(H), zfill(H, zp), kcb(H), khb(H);
+      std::vector<T> dc(H), dco(H), zfill(H, zp), kcb(H), khb(H), xi(lni ? G : 0);
       for (int64_t b = b0; b < b1; ++b) {
         T* gh = Gh_p + b * H;
         T* gcb = Gc_p + b * H;
@@ -476,7 +613,7 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dhT, cons
         T* dgb = dg_all + b * G;
         if (len && t >= len[b]) {  // padding: the state passes through untouched
           std::fill(dgb, dgb + G, T(0));
-          if (ln) std::fill(dA_all + b * G, dA_all + (b + 1) * G, T(0));
+          if (ln || lni) std::fill(dA_all + b * G, dA_all + (b + 1) * G, T(0));
           continue;
         }
         const T* ab = ab_all + b * G;
@@ -532,6 +669,12 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dhT, cons
             dab[j] = dgb[j] * ghh[j];
           }
           ln_row_backward(dab, xhb, rs_all[b], G);
+        } else if (lni) {
+          std::copy(dgb, dgb + G, dA_all + b * G);
+        }
+        if (lni) {
+          input_row_backward(dgb, xp_p + (t * B + b) * G, gih, mi_all[b], rsi_all[b], xi.data(),
+                             acc + 2 * G + 2 * H, G);
         }
       }
     });
@@ -547,39 +690,47 @@ std::vector<Tensor> lstm_backward_impl(const Tensor& dy, const Tensor& dhT, cons
   Tensor dg = ln ? sums.total(G, G) : Tensor();
   Tensor dgc = lnc ? sums.total(2 * G, H) : Tensor();
   Tensor dbc = lnc ? sums.total(2 * G + H, H) : Tensor();
-  return {dgates, Gh, Gc, dW, db, dg, dgc, dbc};
+  Tensor dgi = lni ? sums.total(2 * G + 2 * H, G) : Tensor();
+  return {dgates, Gh, Gc, dW, db, dg, dgc, dbc, dgi};
 }
 
 // --- GRU -----------------------------------------------------------------------------------------
 //
+//   x      = [LN_ih(x_proj_t) * g_ih | x_proj_t] + b_ih
 //   hh     = [LN_hh(A) * g_hh | A] + b_hh,  A = (h_{t-1} * noise) W_hh^T       (one GEMM)
 //   r      = sigmoid(x_r + hh_r)    z = sigmoid(x_z + hh_z)    n = tanh(x_n + r * hh_n)
 //   h      = n + z (h_{t-1} - n),   h_t = zoneout(h_{t-1}, h)
 //
-// Saved per step: r, z, n, hh_n (as acts (B, 4H)), the normalised A with its 1/std, the states.
+// Saved per step: r, z, n, hh_n (as acts (B, 4H)), the normalised A with its 1/std, the input
+// norm's mean and 1/std, the states. x_proj = W_ih x without the bias.
 
 template <typename T>
 std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
-                                     const Opt& b_hh, const Opt& g_hh, const Opt& noise,
-                                     const Opt& zmask, double zoneout, const Opt& lengths,
-                                     bool save) {
+                                     const Opt& b_ih, const Opt& g_ih, const Opt& b_hh,
+                                     const Opt& g_hh, const Opt& noise, const Opt& zmask,
+                                     double zoneout, const Opt& lengths, bool save) {
   const Common k = read_common(xp, h0, noise, zmask, zoneout, lengths, save);
   const int64_t nT = k.T, B = k.B, H = k.H, G = 3 * H;
   const bool ln = g_hh.has_value() && g_hh->defined();
+  const bool lni = g_ih.has_value() && g_ih->defined();
   const int64_t S = save ? nT : 1;
   auto opts = xp.options();
-  Tensor out = at::empty({nT, B, H}, opts);
-  Tensor hs = at::empty({save ? nT + 1 : 2, B, H}, opts);
-  Tensor ht = k.noise ? at::empty({S, B, H}, opts) : hs;
-  Tensor acts = at::empty({S, B, 4 * H}, opts);
-  Tensor xhat = ln ? at::empty({S, B, G}, opts) : at::empty({0}, opts);
-  Tensor rstd = ln ? at::empty({S, B}, opts) : at::empty({0}, opts);
-  Tensor A = at::empty({B, G}, opts);
+  Tensor out = scratch({nT, B, H}, opts);
+  Tensor hs = scratch({save ? nT + 1 : 2, B, H}, opts);
+  Tensor ht = k.noise ? scratch({S, B, H}, opts) : hs;
+  Tensor acts = scratch({S, B, 4 * H}, opts);
+  Tensor xhat = ln ? scratch({S, B, G}, opts) : scratch({0}, opts);
+  Tensor rstd = ln ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor meani = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor rstdi = lni ? scratch({S, B}, opts) : scratch({0}, opts);
+  Tensor A = scratch({B, G}, opts);
   hs[0].copy_(h0);
   if (k.noise) ht[0].copy_(h0 * *noise);
   const T* noise_p = static_cast<const T*>(k.noise);
   const T* w_p = w_hh.data_ptr<T>();
   const T* xp_p = xp.data_ptr<T>();
+  const T* bih = ptr_or_null<T>(b_ih);
+  const T* gih = ptr_or_null<T>(g_ih);
   const T* bhh = ptr_or_null<T>(b_hh);
   const T* ghh = ptr_or_null<T>(g_hh);
   const T* zm = static_cast<const T*>(k.zmask);
@@ -597,8 +748,10 @@ std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const T
     T* act = slot<T>(acts, s);
     T* xh = ln ? slot<T>(xhat, s) : nullptr;
     T* rs = ln ? slot<T>(rstd, s) : nullptr;
+    T* mi = lni ? slot<T>(meani, s) : nullptr;
+    T* rsi = lni ? slot<T>(rstdi, s) : nullptr;
     parallel_rows(B, grain(B, G), [&](int64_t b0, int64_t b1) RNNKIT_INLINE {
-      std::vector<T> hh(G), zfill(H, zp), kzb(H);
+      std::vector<T> hh(G), xin(G), zfill(H, zp), kzb(H);
       for (int64_t b = b0; b < b1; ++b) {
         const T* hpb = hp + b * H;
         T* hnb = hn + b * H;
@@ -607,6 +760,7 @@ std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const T
           std::copy(hpb, hpb + H, hnb);
           std::fill(y + b * H, y + (b + 1) * H, T(0));
           if (ln) std::fill(xh + b * G, xh + (b + 1) * G, T(0));
+          if (lni) mi[b] = rsi[b] = T(0);
           if (write_ht) {
             RNNKIT_IVDEP
             for (int64_t j = 0; j < H; ++j) htn[b * H + j] = hpb[j] * nz[j];
@@ -626,7 +780,8 @@ std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const T
         } else {
           std::copy(a, a + G, q);
         }
-        const T* x = xp_p + (t * B + b) * G;
+        const T* x = input_row(xp_p + (t * B + b) * G, gih, bih, xin.data(), lni ? mi + b : nullptr,
+                               lni ? rsi + b : nullptr, G);
         T* ab = act + b * 4 * H;
         const T* zk = zm ? keep_row(zm + (t * B + b) * H, zp, kzb.data(), H) : zfill.data();
         RNNKIT_IVDEP
@@ -655,29 +810,33 @@ std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const T
   Tensor hT = hs.select(0, last).clone();
   if (!save) return {out, hT};
   Tensor ht_saved = k.noise ? ht : hs.narrow(0, 0, nT);
-  return {out, hT, ht_saved, hs, acts, xhat, rstd};
+  return {out, hT, ht_saved, hs, acts, xhat, rstd, meani, rstdi};
 }
 
 template <typename T>
-std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const Tensor& w_hh,
-                                      const Opt& g_hh, const Opt& noise, const Opt& zmask,
-                                      double zoneout, const Opt& lengths, const Tensor& ht,
-                                      const Tensor& hs, const Tensor& acts, const Tensor& xhat,
-                                      const Tensor& rstd) {
+std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const Tensor& xp,
+                                      const Tensor& w_hh, const Opt& g_ih, const Opt& g_hh,
+                                      const Opt& noise, const Opt& zmask, double zoneout,
+                                      const Opt& lengths, const Tensor& ht, const Tensor& hs,
+                                      const Tensor& acts, const Tensor& xhat, const Tensor& rstd,
+                                      const Tensor& meani, const Tensor& rstdi) {
   const int64_t nT = dy.size(0), B = dy.size(1), H = dy.size(2), G = 3 * H;
   const bool ln = g_hh.has_value() && g_hh->defined();
+  const bool lni = g_ih.has_value() && g_ih->defined();
   const int64_t* len = ptr_or_null<int64_t>(lengths);
   const T* noise_p = ptr_or_null<T>(noise);
   const int64_t noise_rows = noise_p ? noise->size(0) : 0;
   const T* zm = ptr_or_null<T>(zmask);
   const T zp = static_cast<T>(zoneout);
   auto opts = dy.options();
-  Tensor dxp = at::empty({nT, B, G}, opts);
-  Tensor dhh = at::empty({nT, B, G}, opts);  // d (LN_hh(A) * g + b_hh), the biased product
-  Tensor dA = ln ? at::empty({nT, B, G}, opts) : dhh;
+  Tensor dxp = scratch({nT, B, G}, opts);
+  Tensor dhh = scratch({nT, B, G}, opts);  // d (LN_hh(A) * g + b_hh), the biased product
+  Tensor dA = ln ? scratch({nT, B, G}, opts) : dhh;
   Tensor Gh = dhT.clone();
   Tensor mmres = at::zeros({B, H}, opts);
-  const ThreadSums<T> sums(2 * G, opts);  // d b_hh, d g_hh
+  const ThreadSums<T> sums(4 * G, opts);  // d b_hh, d g_hh, d b_ih, d g_ih
+  const T* xp_p = xp.data_ptr<T>();
+  const T* gih = ptr_or_null<T>(g_ih);
   const T* ghh = ptr_or_null<T>(g_hh);
   const T* w_p = w_hh.data_ptr<T>();
   T* Gh_p = Gh.data_ptr<T>();
@@ -691,9 +850,11 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const
     T* dA_all = slot<T>(dA, t);
     const T* xh_all = ln ? slot<T>(xhat, t) : nullptr;
     const T* rs_all = ln ? slot<T>(rstd, t) : nullptr;
+    const T* mi_all = lni ? slot<T>(meani, t) : nullptr;
+    const T* rsi_all = lni ? slot<T>(rstdi, t) : nullptr;
     const bool first = (t == nT - 1);
     parallel_rows(B, grain(B, G), [&](int64_t b0, int64_t b1) RNNKIT_INLINE {
-      std::vector<T> zfill(H, zp), kzb(H);
+      std::vector<T> zfill(H, zp), kzb(H), xi(lni ? G : 0);
       for (int64_t b = b0; b < b1; ++b) {
         T* gh = Gh_p + b * H;
         const T* nz = noise_p ? noise_p + (noise_rows == 1 ? 0 : b) * H : nullptr;
@@ -739,8 +900,12 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const
           dhb[2 * H + j] = dpn * r;
         }
         T* acc = sums.row();
+        T* adbi = acc + 2 * G;
         RNNKIT_IVDEP
-        for (int64_t j = 0; j < G; ++j) acc[j] += dhb[j];
+        for (int64_t j = 0; j < G; ++j) {
+          acc[j] += dhb[j];
+          adbi[j] += dxb[j];
+        }
         if (ln) {
           T* dab = dA_all + b * G;
           const T* xhb = xh_all + b * G;
@@ -751,6 +916,10 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const
             dab[j] = dhb[j] * ghh[j];
           }
           ln_row_backward(dab, xhb, rs_all[b], G);
+        }
+        if (lni) {
+          input_row_backward(dxb, xp_p + (t * B + b) * G, gih, mi_all[b], rsi_all[b], xi.data(),
+                             acc + 3 * G, G);
         }
       }
     });
@@ -764,7 +933,9 @@ std::vector<Tensor> gru_backward_impl(const Tensor& dy, const Tensor& dhT, const
   Tensor dW = at::mm(dA.view({nT * B, G}).t(), ht.reshape({nT * B, H}));
   Tensor db = sums.total(0, G);
   Tensor dg = ln ? sums.total(G, G) : Tensor();
-  return {dxp, Gh, dW, db, dg};
+  Tensor dbi = sums.total(2 * G, G);
+  Tensor dgi = lni ? sums.total(3 * G, G) : Tensor();
+  return {dxp, Gh, dW, db, dg, dbi, dgi};
 }
 
 // --- minGRU / minLSTM: h_t = a_t h_{t-1} + b_t, coefficients from x_proj --------------------------
@@ -793,7 +964,7 @@ RNNKIT_INLINE inline void min_coeffs(int64_t gates, const T* x, int64_t H, int64
 template <typename T>
 Tensor min_scan_forward_impl(const Tensor& xp, const Tensor& h0, int64_t gates) {
   const int64_t nT = xp.size(0), B = xp.size(1), H = h0.size(1), W = gates * H;
-  Tensor out = at::empty({nT, B, H}, xp.options());
+  Tensor out = scratch({nT, B, H}, xp.options());
   const T* x = xp.data_ptr<T>();
   const T* h0p = h0.data_ptr<T>();
   T* y = out.data_ptr<T>();
@@ -894,50 +1065,58 @@ std::vector<Tensor> min_scan_backward_impl(const Tensor& dy, const Tensor& xp, c
   TORCH_CHECK(false, "rnnkit fused: float32 or float64 only, got ", (dtype))
 
 std::vector<Tensor> lstm_forward(const Tensor& xp, const Tensor& h0, const Tensor& c0,
-                                 const Tensor& w_hh, const Opt& b_hh, const Opt& g_hh,
-                                 const Opt& g_c, const Opt& b_c, const Opt& noise,
-                                 const Opt& zmask, double zoneout, const Opt& lengths, bool save) {
+                                 const Tensor& w_hh, const Opt& b_ih, const Opt& g_ih,
+                                 const Opt& b_hh, const Opt& g_hh, const Opt& g_c, const Opt& b_c,
+                                 const Opt& noise, const Opt& zmask, double zoneout,
+                                 const Opt& lengths, bool save) {
   check(xp, "x_proj", 3);
   check(h0, "h0", 2);
   check(c0, "c0", 2);
   check(w_hh, "weight_hh", 2);
   TORCH_CHECK(xp.size(2) == 4 * h0.size(1) && w_hh.size(1) == h0.size(1),
               "rnnkit fused lstm: sizes disagree");
-  RNNKIT_DISPATCH(xp.scalar_type(), lstm_forward_impl, xp, h0, c0, w_hh, b_hh, g_hh, g_c, b_c,
-                  noise, zmask, zoneout, lengths, save);
+  RNNKIT_DISPATCH(xp.scalar_type(), lstm_forward_impl, xp, h0, c0, w_hh, b_ih, g_ih, b_hh, g_hh,
+                  g_c, b_c, noise, zmask, zoneout, lengths, save);
 }
 
 std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dhT, const Tensor& dcT,
-                                  const Tensor& w_hh, const Opt& g_hh, const Opt& g_c,
-                                  const Opt& noise, const Opt& zmask, double zoneout,
-                                  const Opt& lengths, const Tensor& ht, const Tensor& cs,
-                                  const Tensor& acts, const Tensor& tc, const Tensor& xhat,
-                                  const Tensor& rstd, const Tensor& chat, const Tensor& rstdc) {
+                                  const Tensor& xp, const Tensor& w_hh, const Opt& g_ih,
+                                  const Opt& g_hh, const Opt& g_c, const Opt& noise,
+                                  const Opt& zmask, double zoneout, const Opt& lengths,
+                                  const Tensor& ht, const Tensor& cs, const Tensor& acts,
+                                  const Tensor& tc, const Tensor& xhat, const Tensor& rstd,
+                                  const Tensor& chat, const Tensor& rstdc, const Tensor& meani,
+                                  const Tensor& rstdi) {
   check(dy, "grad_out", 3);
-  RNNKIT_DISPATCH(dy.scalar_type(), lstm_backward_impl, dy, dhT, dcT, w_hh, g_hh, g_c, noise,
-                  zmask, zoneout, lengths, ht, cs, acts, tc, xhat, rstd, chat, rstdc);
+  check(xp, "x_proj", 3);
+  RNNKIT_DISPATCH(dy.scalar_type(), lstm_backward_impl, dy, dhT, dcT, xp, w_hh, g_ih, g_hh, g_c,
+                  noise, zmask, zoneout, lengths, ht, cs, acts, tc, xhat, rstd, chat, rstdc,
+                  meani, rstdi);
 }
 
 std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh,
-                                const Opt& b_hh, const Opt& g_hh, const Opt& noise,
-                                const Opt& zmask, double zoneout, const Opt& lengths, bool save) {
+                                const Opt& b_ih, const Opt& g_ih, const Opt& b_hh,
+                                const Opt& g_hh, const Opt& noise, const Opt& zmask,
+                                double zoneout, const Opt& lengths, bool save) {
   check(xp, "x_proj", 3);
   check(h0, "h0", 2);
   check(w_hh, "weight_hh", 2);
   TORCH_CHECK(xp.size(2) == 3 * h0.size(1) && w_hh.size(1) == h0.size(1),
               "rnnkit fused gru: sizes disagree");
-  RNNKIT_DISPATCH(xp.scalar_type(), gru_forward_impl, xp, h0, w_hh, b_hh, g_hh, noise, zmask,
-                  zoneout, lengths, save);
+  RNNKIT_DISPATCH(xp.scalar_type(), gru_forward_impl, xp, h0, w_hh, b_ih, g_ih, b_hh, g_hh, noise,
+                  zmask, zoneout, lengths, save);
 }
 
-std::vector<Tensor> gru_backward(const Tensor& dy, const Tensor& dhT, const Tensor& w_hh,
-                                 const Opt& g_hh, const Opt& noise, const Opt& zmask,
-                                 double zoneout, const Opt& lengths, const Tensor& ht,
-                                 const Tensor& hs, const Tensor& acts, const Tensor& xhat,
-                                 const Tensor& rstd) {
+std::vector<Tensor> gru_backward(const Tensor& dy, const Tensor& dhT, const Tensor& xp,
+                                 const Tensor& w_hh, const Opt& g_ih, const Opt& g_hh,
+                                 const Opt& noise, const Opt& zmask, double zoneout,
+                                 const Opt& lengths, const Tensor& ht, const Tensor& hs,
+                                 const Tensor& acts, const Tensor& xhat, const Tensor& rstd,
+                                 const Tensor& meani, const Tensor& rstdi) {
   check(dy, "grad_out", 3);
-  RNNKIT_DISPATCH(dy.scalar_type(), gru_backward_impl, dy, dhT, w_hh, g_hh, noise, zmask, zoneout,
-                  lengths, ht, hs, acts, xhat, rstd);
+  check(xp, "x_proj", 3);
+  RNNKIT_DISPATCH(dy.scalar_type(), gru_backward_impl, dy, dhT, xp, w_hh, g_ih, g_hh, noise, zmask,
+                  zoneout, lengths, ht, hs, acts, xhat, rstd, meani, rstdi);
 }
 
 Tensor min_scan_forward(const Tensor& xp, const Tensor& h0, int64_t gates) {
