@@ -87,21 +87,21 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
             E: {
                 "data": {"word_dropout": 0.3},
                 "model": {"embedding_dim": 128, "dropout": 0.5},
-                "trainer": {"max_epochs": 15},
+                "trainer": {"max_epochs": 12},
             }
         },
         "gru-emb128-wd0.3-d0.5": {
             E: {
                 "data": {"word_dropout": 0.3},
                 "model": {"cell": "gru", "embedding_dim": 128, "dropout": 0.5},
-                "trainer": {"max_epochs": 15},
+                "trainer": {"max_epochs": 12},
             }
         },
         "h128-emb128-wd0.3-d0.5": {
             E: {
                 "data": {"word_dropout": 0.3},
                 "model": {"embedding_dim": 128, "hidden_size": 128, "dropout": 0.5},
-                "trainer": {"max_epochs": 15},
+                "trainer": {"max_epochs": 12},
             }
         },
     },
