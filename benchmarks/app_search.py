@@ -16,6 +16,7 @@ scores the test split once.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -23,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _timing import write_json  # noqa: E402
 
-from rnnkit.apps._common import merge  # noqa: E402
+from rnnkit.apps._common import app_config, merge  # noqa: E402
 
 E = "experiment"
 
@@ -97,6 +97,27 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
                 "trainer": {"max_epochs": 12},
             }
         },
+        "gru-emb256-wd0.3-d0.5": {
+            E: {
+                "data": {"word_dropout": 0.3},
+                "model": {"cell": "gru", "embedding_dim": 256, "dropout": 0.5},
+                "trainer": {"max_epochs": 12},
+            }
+        },
+        "gru-emb128-h128-wd0.3-d0.5": {
+            E: {
+                "data": {"word_dropout": 0.3},
+                "model": {"cell": "gru", "embedding_dim": 128, "hidden_size": 128, "dropout": 0.5},
+                "trainer": {"max_epochs": 12},
+            }
+        },
+        "gru-emb128-wd0.4-d0.5-20ep": {
+            E: {
+                "data": {"word_dropout": 0.4},
+                "model": {"cell": "gru", "embedding_dim": 128, "dropout": 0.5},
+                "trainer": {"max_epochs": 20},
+            }
+        },
         "h128-emb128-wd0.3-d0.5": {
             E: {
                 "data": {"word_dropout": 0.3},
@@ -152,8 +173,8 @@ def _recommendation(cfg: dict[str, Any], *, seed: int, root: Path) -> dict[str, 
 
 def _sentiment(cfg: dict[str, Any], *, seed: int, root: Path) -> dict[str, Any]:
     from rnnkit.apps import sentiment as app
-    from rnnkit.apps._common import app_settings
-    from rnnkit.train import DataParts, ValidationCurve, fit
+    from rnnkit.apps._common import ValidationCurve, app_settings
+    from rnnkit.train import DataParts, fit
 
     settings = app_settings(app.Settings, cfg, app=app.APP)
     data = app._load(settings.dataset)
@@ -188,14 +209,12 @@ def main() -> None:
     parser.add_argument("--root", default="runs/search")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    recipe = yaml.safe_load((ROOT / "configs" / f"{args.app}.yaml").read_text())
+    recipe = app_config(args.app)  # the full recipe (its ``quick:`` section dropped)
     unknown = [c for c in args.candidates if c not in CANDIDATES[args.app]]
     if unknown:
         raise SystemExit(f"unknown candidates {unknown}; known: {sorted(CANDIDATES[args.app])}")
     out = ROOT / "benchmarks" / "results" / "search" / f"{args.app}.json"
-    records: list[dict[str, Any]] = (
-        yaml.safe_load(out.read_text()) if out.exists() else []  # JSON is YAML
-    )
+    records: list[dict[str, Any]] = json.loads(out.read_text()) if out.exists() else []
     for name in args.candidates:
         over = CANDIDATES[args.app][name]
         cfg = merge(recipe, over)
