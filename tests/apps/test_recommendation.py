@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from rnnkit.apps import app_config, run_app
-from rnnkit.apps.recommendation import rank_metrics, ranks, run
+from rnnkit.apps.recommendation import model_scores, rank_metrics, ranks, run
 from rnnkit.data import load
+from rnnkit.models import LanguageModel, LanguageModelConfig
 
 
 def test_movielens_loader_leave_one_out() -> None:
@@ -49,6 +50,21 @@ def test_rank_metrics_by_hand() -> None:
     assert m["hr@2"] == pytest.approx(0.5)
     assert m["ndcg@2"] == pytest.approx(0.5 / np.log2(3))
     assert m["mrr"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_model_scores_are_the_last_step_logits(tie: bool) -> None:
+    torch.manual_seed(0)
+    config = LanguageModelConfig(
+        vocab_size=12, embedding_dim=6, cell="gru", hidden_size=8, tie_weights=tie
+    )
+    model = LanguageModel(config).train()
+    histories = [torch.randint(1, 12, (n,)) for n in (5, 1, 3, 5, 2)]
+    scores = model_scores(model, histories, batch_size=2)
+    assert model.training  # put back in its previous mode
+    model.eval()
+    for h, row in zip(histories, scores, strict=True):
+        torch.testing.assert_close(row, model(h[None]).logits[0, -1])
 
 
 def test_bad_recipe_field_is_named(tmp_path) -> None:

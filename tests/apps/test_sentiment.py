@@ -35,7 +35,7 @@ def test_quick_sentiment_beats_majority(tmp_path) -> None:
     assert summary["metrics"]["test_f1"] == pytest.approx(f1["value"], abs=1e-6)
     loaded = load_run(run)
     exp = loaded.experiment
-    assert exp.data.bucket_by_length and exp.data.word_dropout == pytest.approx(0.1)
+    assert exp.data.bucket_by_length and exp.data.word_dropout == pytest.approx(0.3)
     assert exp.scheduler.name == "onecycle" and exp.run.monitor == "val_accuracy"
     assert loaded.model.config.vocab_size == acc["vocab_size"] > Vocab.unk_id
 

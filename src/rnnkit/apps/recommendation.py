@@ -156,15 +156,23 @@ def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
 
 @torch.no_grad()
 def model_scores(model: LanguageModel, histories: list[Tensor], batch_size: int = 32) -> Tensor:
-    """Next-item logits ``(N, V)`` after each whole history (batched by length)."""
+    """Next-item logits ``(N, V)`` after each whole history (batched by length).
+
+    Only each history's last state goes through the output layer: the model's ``forward`` would
+    project every step to all V items, which costs as much as a training epoch's forward pass
+    when it runs on every validation epoch."""
     was_training = model.training
     model.eval()
     out = torch.empty(len(histories), model.config.vocab_size)
     device = next(model.parameters()).device
     for idx in _length_batches([len(h) for h in histories], batch_size):
         x, lengths = _pad([histories[i] for i in idx])
-        logits = model(x.to(device), lengths=lengths.to(device)).logits  # (B, T, V)
-        out[idx] = gather_steps(logits, lengths.to(device) - 1).float().cpu()
+        lengths = lengths.to(device)
+        hidden, _ = model.rnn(model.inputs(x.to(device)), lengths=lengths)  # (B, T, P)
+        last = gather_steps(hidden, lengths - 1)  # (B, P)
+        if model.proj is not None:
+            last = model.proj(last)  # (B, E)
+        out[idx] = model.out(last).float().cpu()  # (B, V)
     model.train(was_training)
     return out
 
