@@ -96,3 +96,14 @@ def test_resume_reuses_finished_members_and_an_edited_member_is_refused(tmp_path
 def test_ensemble_must_be_positive() -> None:
     with pytest.raises(ValueError, match=r"model\.ensemble must be an integer >= 1, got 0"):
         ClassifierSpec(ensemble=0)
+
+
+def test_an_ensemble_run_gets_the_baselines_and_verdict(tmp_path: Path) -> None:
+    from rnnkit.evaluate.reference import judge_run
+
+    result = fit(_experiment(tmp_path, ensemble=2), judge=judge_run)
+    assert result.summary["baselines_split"] == "test"
+    assert result.summary["verdict"]["model"] == pytest.approx(result.metrics["test_accuracy"])
+    assert "majority" in result.summary["baselines"]
+    saved = json.loads((result.run_dir / "summary.json").read_text())
+    assert saved["verdict"] == result.summary["verdict"] and saved["ensemble"] == 2

@@ -373,7 +373,9 @@ def fit(
     probabilities' (`rnnkit.train.ensemble`); a given ``built`` is always one model.
     """
     if _ensemble_size(experiment) > 1 and built is None:
-        return _fit_ensemble(experiment, resume=resume, callbacks=callbacks, test=test, data=data)
+        return _fit_ensemble(
+            experiment, resume=resume, callbacks=callbacks, test=test, data=data, judge=judge
+        )
     start = time.perf_counter()
     restarts: dict[str, Any] = {}
     if experiment.trainer.restarts > 1 and resume is None:
@@ -507,10 +509,12 @@ def _fit_ensemble(
     callbacks: Sequence[Callback],
     test: bool | None,
     data: Any,
+    judge: Callable[[Built, dict[str, float], Any, Path], dict[str, Any]] | None = None,
 ) -> RunResult:
     """Fit each member as a normal run, record them in ``ensemble.json``, then score the averaged
     probabilities on the validation (and test) split. ``resume`` skips finished members and
-    resumes an interrupted one from its own ``last.ckpt``."""
+    resumes an interrupted one from its own ``last.ckpt``. ``judge`` scores the baselines
+    against the averaged model, as for one model."""
     start = time.perf_counter()
     run_dir = Path(resume) if resume is not None else resolve_run_dir(experiment, resume=None)
     if resume is not None and not (run_dir / "members").is_dir():
@@ -579,6 +583,11 @@ def _fit_ensemble(
         "files": {"ensemble": ENSEMBLE_FILE, "config": "config.yaml", "members": "members/"},
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    if judge is not None:  # the baselines read the data as one member's build does
+        loaded = load_run(run_dir)
+        built = rebuild(loaded, data=data, overrides=experiment)
+        built.module.model = loaded.model
+        summary.update(judge(built, metrics, experiment, run_dir))
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 
