@@ -163,8 +163,11 @@ def test_lstm_solves_adding_at_small_t(tmp_path: Path) -> None:
 def test_diagnose_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert diagnose_main([]) == 2
     assert "exactly one of --run" in capsys.readouterr().err
+    # A folder with neither recorded diagnostics nor a finished run to measure: one clear line.
     assert diagnose_main(["--run", str(tmp_path)]) == 2
-    assert "holds no diagnostics" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not an rnnkit run directory" in err and "model.json is missing" in err
+    assert err.count("\n") == 1
 
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "parity_classifier.yaml"
