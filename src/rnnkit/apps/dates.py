@@ -359,7 +359,6 @@ def _fit_one(
     held_pred, held_w = _decode_strings(model, held, tgt) if held else ([], [])
     gold = [tgt_string(t, tgt) for _, t in parts.test]
     held_gold = [tgt_string(t, tgt) for _, t in held]
-    best = int(np.argmax(curve.values)) if curve.values else 0  # the first best, as checkpointed
     trained = Trained(
         em=exact_match(pred, gold),
         char=char_accuracy(pred, gold),
@@ -367,7 +366,7 @@ def _fit_one(
         wall=clock["s"],
         cpu=time.process_time() - cpu,
         val=float(result.metrics[str(exp.run.monitor)]),
-        best_step=curve.steps[best] if curve.steps else 0,
+        best_step=int(result.summary.get("best_step") or 0),  # the checkpoint kept (tie-break)
         steps=int(exp.trainer.max_steps),
         trainer_test_em=float(result.metrics["test_exact_match"]),
         run=str(result.run_dir),

@@ -287,7 +287,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     parts = DataParts(train_s, val_s, test_s, {"vocab": vocab, "classes": data.meta["classes"]})
     rnn_preds: list[np.ndarray] = []
     curves: dict[int, list[float]] = {}
-    chosen: list[int] = []
+    chosen: list[int | None] = []
     walls: list[float] = []
     cpus: list[float] = []  # process CPU seconds (all threads): comparable on a shared machine
     runs: list[str] = []
@@ -306,7 +306,8 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         curves[seed] = curve.values
         walls.append(t["s"])
         cpus.append(time.process_time() - cpu0)
-        chosen.append(int(np.argmax(curve.values)) + 1)  # the first best epoch, as checkpointed
+        best = result.summary["best_epoch"]  # the checkpoint kept (ties broken by the loss)
+        chosen.append(None if best is None else int(best) + 1)
         runs.append(str(result.run_dir))
         n_params = int(result.summary["parameters"])
     model_name = _describe(exp.model)
