@@ -184,25 +184,50 @@ def export_model(
     ``ValueError`` (nothing written) if it does not."""
     graphs = graphs_for(model.eval())
     final = graph_files(out, graphs)
+
+    def write(staged: dict[str, Path]) -> Runtime:
+        for name, graph in graphs.items():
+            export_graph(graph, (example or feeds)[name], staged[name])
+        return OnnxRuntime(staged, graph_specs(model), threads=1)
+
+    parity = write_checked(
+        model, out, final, write, "ONNX Runtime", feeds, streams=streams, atol=atol, rtol=rtol
+    )
+    return final, parity
+
+
+def write_checked(
+    model: torch.nn.Module,
+    out: Path,
+    final: dict[str, Path],
+    write: Any,
+    label: str,
+    feeds: dict[str, Arrays],
+    *,
+    streams: bool,
+    atol: float,
+    rtol: float,
+) -> dict[str, Any]:
+    """Stage the graph files in a temporary folder beside ``out`` (``write(staged)`` writes them
+    and returns the runtime that reads them), check parity against eager torch on ``feeds``, and
+    move them to ``final`` only if it holds; ``ValueError`` (nothing written) if it does not."""
     tmp = Path(tempfile.mkdtemp(prefix=".rnnkit-export-", dir=out.parent))
     try:
         staged = {g: tmp / p.name for g, p in final.items()}
-        for name, graph in graphs.items():
-            export_graph(graph, (example or feeds)[name], staged[name])
-        onnx_rt = OnnxRuntime(staged, graph_specs(model), threads=1)
+        runtime = write(staged)
         parity = check_parity(
-            TorchRuntime(model), onnx_rt, feeds, streams=streams, atol=atol, rtol=rtol
+            TorchRuntime(model), runtime, feeds, streams=streams, atol=atol, rtol=rtol
         )
         if not parity["ok"]:
             raise ValueError(
-                f"ONNX Runtime disagrees with eager torch beyond atol={atol}, rtol={rtol} "
+                f"{label} disagrees with eager torch beyond atol={atol}, rtol={rtol} "
                 f"({'; '.join(parity['failures'])}); nothing was written to {out}"
             )
         for g, p in staged.items():
             os.replace(p, final[g])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final, parity
+    return parity
 
 
 def quantize_int8(files: dict[str, Path]) -> dict[str, Path]:

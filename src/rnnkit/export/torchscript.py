@@ -10,9 +10,6 @@ TorchScript archives are code and pickled constants: load only files you exporte
 loads safetensors runs or ONNX files, never these.
 """
 
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,7 @@ import torch
 from torch import nn
 
 from rnnkit.export._graph import graph_specs, graphs_for, scripting
-from rnnkit.export.onnx import check_parity, graph_files
-from rnnkit.export.runtime import TorchRuntime
+from rnnkit.export.onnx import graph_files, write_checked
 
 
 class ScriptRuntime:
@@ -58,10 +54,9 @@ def export_torchscript(
 
     graphs = graphs_for(model.eval())
     final = graph_files(out, graphs)
-    tmp = Path(tempfile.mkdtemp(prefix=".rnnkit-export-", dir=out.parent))
-    try:
-        staged = {g: tmp / p.name for g, p in final.items()}
-        specs = graph_specs(model)
+    specs = graph_specs(model)
+
+    def write(staged: dict[str, Path]) -> ScriptRuntime:
         for name, graph in graphs.items():
             graph.rnn.script_loops()  # type: ignore[operator, union-attr]
             args = specs[name].arguments({k: torch.from_numpy(v) for k, v in example[name].items()})
@@ -69,21 +64,9 @@ def export_torchscript(
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(graph, args, check_trace=False, strict=False)
             traced.save(str(staged[name]))
-        parity = check_parity(
-            TorchRuntime(model),
-            ScriptRuntime(staged, specs),
-            feeds,
-            streams=streams,
-            atol=atol,
-            rtol=rtol,
-        )
-        if not parity["ok"]:
-            raise ValueError(
-                f"TorchScript disagrees with eager torch beyond atol={atol}, rtol={rtol} "
-                f"({'; '.join(parity['failures'])}); nothing was written to {out}"
-            )
-        for g, p in staged.items():
-            os.replace(p, final[g])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return ScriptRuntime(staged, specs)
+
+    parity = write_checked(
+        model, out, final, write, "TorchScript", feeds, streams=streams, atol=atol, rtol=rtol
+    )
     return final, parity
