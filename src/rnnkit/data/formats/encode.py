@@ -129,12 +129,7 @@ class SequenceEncoder:
 
     def dataset(self, data: LabelledSequences) -> SequenceDataset:
         """Inputs with encoded labels (labels required)."""
-        if data.labels is None:
-            raise ValueError(f"{data.path}: no labels in this file; evaluation needs them")
-        labels = _Labels(self.task, self.classes, self.label_col)
-        return SequenceDataset(
-            self.inputs(data), labels.encode(data.labels, data.path, data.rows), source=data.path
-        )
+        return _labelled(self.inputs(data), data, _Labels(self.task, self.classes, self.label_col))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +145,17 @@ class SequenceEncoder:
     def from_dict(cls, state: dict[str, Any]) -> SequenceEncoder:
         scaler = None if state["scaler"] is None else Scaler.from_dict(state["scaler"])
         return cls(state["task"], state["classes"], state["columns"], scaler, state["label_col"])
+
+
+def _labelled(
+    inputs: list[np.ndarray], data: LabelledSequences | LabelledTexts, labels: _Labels
+) -> SequenceDataset:
+    """``inputs`` with ``data``'s labels encoded (a file without labels cannot be evaluated)."""
+    if data.labels is None:
+        raise ValueError(f"{data.path}: no labels in this file; evaluation needs them")
+    return SequenceDataset(
+        inputs, labels.encode(data.labels, data.path, data.rows), source=data.path
+    )
 
 
 @dataclass
@@ -193,12 +199,7 @@ class TextEncoder:
         return [self.ids(t) for t in data.texts]
 
     def dataset(self, data: LabelledTexts) -> SequenceDataset:
-        if data.labels is None:
-            raise ValueError(f"{data.path}: no labels in this file; evaluation needs them")
-        labels = _Labels(self.task, self.classes, self.label_col)
-        return SequenceDataset(
-            self.inputs(data), labels.encode(data.labels, data.path, data.rows), source=data.path
-        )
+        return _labelled(self.inputs(data), data, _Labels(self.task, self.classes, self.label_col))
 
     def to_dict(self) -> dict[str, Any]:
         return {
