@@ -44,7 +44,7 @@ def test_load_csv_columns_time_and_missing(tmp_path: Path) -> None:
     ("text", "opts", "message"),
     [
         ("y\n1\nabc\n", {}, r"s\.csv row 3, column 'y': 'abc' is not a number$"),
-        ("y\n1\ninf\n", {}, r"s\.csv row 3, column 'y': 'inf' is not a number$"),
+        ("y\n1\ninf\n", {}, r"s\.csv row 3, column 'y': 'inf' is not a finite number$"),
         (
             "a,b\n1,2\n",
             {},

@@ -30,7 +30,7 @@ from rnnkit.data._scalers import (
     StandardScaler,
     make_scaler,
 )
-from rnnkit.data.formats._common import BOM, read_delimited
+from rnnkit.data.formats._common import BOM, is_missing, parse_number, read_delimited
 from rnnkit.data.text import read_text
 
 __all__ = [
@@ -51,19 +51,6 @@ __all__ = [
 ]
 
 MissingMethod = Literal["error", "ffill", "interpolate", "mean", "mask"]
-NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
-
-
-def _is_missing(cell: str) -> bool:
-    return cell.strip().lower() in NA_TOKENS
-
-
-def _parse_number(cell: str) -> float | None:
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def load_csv(
@@ -99,21 +86,15 @@ def load_csv(
     for col in [*targets, *numeric]:
         values = np.full(len(rows), np.nan)
         for i, cell in enumerate(raw[col]):
-            if _is_missing(cell):
-                if missing == "error":
-                    raise ValueError(f"{path} row {lines[i]}, column {col!r}: value is missing")
-                continue
-            number = _parse_number(cell)
-            if number is None:
-                raise ValueError(f"{path} row {lines[i]}, column {col!r}: {cell!r} is not a number")
-            values[i] = number
+            where = f"{path} row {lines[i]}, column {col!r}"
+            values[i] = parse_number(cell, where, allow_missing=missing == "keep")
         if np.isnan(values).all():
             raise ValueError(
                 f"{path} rows {lines[0]}-{lines[-1]}, column {col!r}: every value is missing"
             )
         out[col] = values
     for col in categorical:
-        out[col] = [None if _is_missing(c) else c.strip() for c in raw[col]]
+        out[col] = [None if is_missing(c) else c.strip() for c in raw[col]]
     frame = pd.DataFrame(out, columns=[*targets, *numeric, *categorical])
     if time:
         frame.index = _parse_time(path, raw[time].tolist(), lines, time)
@@ -124,19 +105,19 @@ def load_csv(
 
 def _parse_time(path: object, cells: list[str], lines: list[int], col: str) -> pd.Index:
     for i, cell in enumerate(cells):
-        if _is_missing(cell):
+        if is_missing(cell):
             raise ValueError(f"{path} row {lines[i]}, column {col!r}: time is missing")
-    numbers = [_parse_number(c) for c in cells]
-    if all(n is not None for n in numbers):
-        index: pd.Index = pd.Index(numbers, name=col)
-    else:
+    try:  # step numbers, else time stamps
+        index: pd.Index = pd.Index([parse_number(c, col) for c in cells], name=col)
+    except ValueError:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = pd.to_datetime(pd.Series(cells), errors="coerce", format="mixed")
         bad = np.flatnonzero(parsed.isna().to_numpy())
         if len(bad):
             i = int(bad[0])
-            raise ValueError(f"{path} row {lines[i]}, column {col!r}: {cells[i]!r} is not a time")
+            where = f"{path} row {lines[i]}, column {col!r}"
+            raise ValueError(f"{where}: {cells[i]!r} is not a time") from None
         index = pd.DatetimeIndex(parsed, name=col)
     later = index[1:] > index[:-1]
     if not later.all():
