@@ -210,6 +210,11 @@ def test_cli_writes_best_recipe_refit_test_metrics_and_plots(tmp_path: Path, cap
     assert report["trials"] == {"complete": 3}
     assert set(report["runs"]) == {"tuned", "recipe"}
     assert 0.0 <= report["runs"]["tuned"]["test"]["test_accuracy"] <= 1.0
+    # the refits are judged against the task's baselines on the same test split, as `rnnkit fit`
+    assert 0.0 <= report["baselines"]["majority"]["accuracy"] <= 1.0
+    for run in report["runs"].values():
+        assert run["verdict"].startswith("model accuracy ") and "majority class" in run["verdict"]
+        assert run["verdict"] in out
     # best.yaml is a recipe `rnnkit fit` accepts, holding the best trial's values, and refitting
     # it reproduces the best trial's validation loss (same seed, same data, CPU).
     best = parse_experiment(ClassificationExperiment, ["--config", str(root / "best.yaml")])

@@ -97,7 +97,7 @@ def main(args: Sequence[str]) -> int:
     for name, run in r["runs"].items():
         test = ", ".join(f"{k} {v:.4g}" for k, v in run["test"].items())
         print(f"{name:<7} test: {test}")
-    if r["baselines"]:
-        print("baselines: " + ", ".join(f"{k} {v:.4g}" for k, v in r["baselines"].items()))
+        if run.get("verdict"):
+            print(f"{'':<7} {run['verdict']}")
     print(f"best recipe: {result.root / 'best.yaml'}; report: {result.root / 'report.json'}")
     return 0

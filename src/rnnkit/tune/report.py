@@ -100,8 +100,10 @@ def recipe_yaml(experiment: Any, *, header: str) -> str:
     return comment + yaml.safe_dump(ordered, sort_keys=False)
 
 
-def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)
+    }
 
 
 def write_outputs(
@@ -134,12 +136,8 @@ def write_outputs(
     runs = {"tuned": refit(tuned, root, "refit")}
     if options.compare:
         runs["recipe"] = refit(base, root, "recipe")
-    baselines = {
-        k: v
-        for run in runs.values()
-        for k, v in run["fit"].items()
-        if (k.startswith("baseline_") or k == "naive_scale") and math.isfinite(v)
-    }
+    # the baselines depend on the data only, so the tuned run's stand for both refits
+    baselines = {name: _finite(scores) for name, scores in runs["tuned"]["baselines"].items()}
     recipe_trial = next((t for t in study.trials if t.user_attrs.get("recipe")), None)
     counts: dict[str, int] = {}
     for t in study.trials:
@@ -171,6 +169,7 @@ def write_outputs(
                 "run_dir": run["run_dir"],
                 "val": _finite({k: v for k, v in run["fit"].items() if k.startswith("val_")}),
                 "test": _finite(run["test"]),
+                "verdict": run["verdict"],
             }
             for name, run in runs.items()
         },

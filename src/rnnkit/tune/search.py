@@ -538,7 +538,14 @@ def _refit(experiment: Any, root: Path, name: str) -> dict[str, Any]:
     run = {"run.root": str(root), "run.name": name}
     result = fit(with_params(experiment, run), test=True, judge=judge_run)
     test = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
-    return {"run_dir": str(result.run_dir), "fit": result.metrics, "test": test}
+    verdict = result.summary.get("verdict") or {}
+    return {
+        "run_dir": str(result.run_dir),
+        "fit": result.metrics,
+        "test": test,
+        "baselines": result.summary.get("baselines") or {},  # judged on the same test split
+        "verdict": verdict.get("line"),
+    }
 
 
 __all__ = [
