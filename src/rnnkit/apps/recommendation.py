@@ -9,7 +9,9 @@ batches with lengths), trained with cross-entropy on every prefix of the trainin
 library's trainer: `rnnkit.train.fit` on the recipe's ``experiment:`` (a `LanguageModelExperiment`,
 ``data.mode: sequences``), validation NDCG@k logged as ``val_ndcg@k`` each epoch and monitored
 (higher is better) for the best checkpoint and early stopping; the test split is scored once, at
-the end, with the best checkpoint. Each seed leaves a run directory under ``runs/``.
+the end, with the best checkpoint. Each seed leaves a run directory under ``runs/`` that keeps
+its test split (each user's history with the held-out item), so `rnnkit test` scores it and
+`rnnkit predict` ranks every held-out item as this app does (top-k, seen items left out).
 
 Evaluation ranks all items for each user's held-out item given the user's whole history, excluding
 items the user already rated (``eval.exclude_seen``); ties count against the target (pessimistic).
