@@ -237,7 +237,10 @@ def train_lm(
     run_dir = root / str(exp.run.name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
-    data = DataParts(encoded["train"], encoded["val"], encoded["test"], {"vocab_size": vocab_size})
+    # arrays, not lists: a sample that is a list reads as a tuple of fields, and the run could
+    # not keep its test split (`rnnkit test` / `predict` read it)
+    arrays = {k: [np.asarray(s, dtype=np.int64) for s in v] for k, v in encoded.items()}
+    data = DataParts(arrays["train"], arrays["val"], arrays["test"], {"vocab_size": vocab_size})
     built = build(exp, data=data)
     curve = _Curve()
     result = fit(exp, built=built, callbacks=[curve], test=True)  # ends on the best checkpoint
