@@ -135,29 +135,21 @@ def _load_avg() -> float:
 
 def _recommendation(cfg: dict[str, Any], *, seed: int, root: Path) -> dict[str, Any]:
     from rnnkit.apps import recommendation as app
-    from rnnkit.data import load
 
-    data = load(
-        cfg["data"]["name"],
-        min_rating=float(cfg["data"].get("min_rating", 0.0)),
-        max_users=cfg["data"].get("max_users"),
-    )
-    assert data.val is not None
-    vocab = data.meta["n_items"] + 1
-    train = [s.long() for s in data.train.sequences]
-    val_hist = [s.long() for s in data.val.sequences]
-    val_y = torch.tensor(data.val.labels, dtype=torch.long)
-    k = cfg["eval"]["k"]
-    model, curve = app.train_model(cfg, train, val_hist, val_y, vocab, seed=seed, root=root)
-    rank = app._evaluate(app.model_scores(model, val_hist), val_hist, val_y, cfg)
+    settings = app.check_config(cfg)
+    data = app.load_sessions(settings.data)
+    val_hist, val_y, vocab = data.val_hist, data.val_y, data.vocab
+    k = settings.eval.k
+    model, curve = app.train_model(cfg, settings, data, seed=seed, root=root)
+    rank = app._evaluate(app.model_scores(model, val_hist), val_hist, val_y, settings.eval)
     val = app.rank_metrics(rank, k)
     # the strongest baseline on the same validation split, for reference
-    pop = app.Popularity(train, vocab)
-    markov = app.Markov(train, vocab, pop)
+    pop = app.Popularity(data.train, vocab)
+    markov = app.Markov(data.train, vocab, pop)
     best_markov = 0.0
-    for a in cfg["baselines"]["markov_smoothing"]:
+    for a in settings.baselines.markov_smoothing:
         markov.smoothing = float(a)
-        r = app._evaluate(markov.scores(val_hist), val_hist, val_y, cfg)
+        r = app._evaluate(markov.scores(val_hist), val_hist, val_y, settings.eval)
         best_markov = max(best_markov, app.rank_metrics(r, k)[f"ndcg@{k}"])
     return {
         "metric": f"val_ndcg@{k}",

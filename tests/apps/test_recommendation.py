@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import copy
+import csv
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from rnnkit.apps import app_config, run_app
-from rnnkit.apps.recommendation import model_scores, rank_metrics, ranks, run
+from rnnkit.apps._common import torch_threads
+from rnnkit.apps.recommendation import check_config, model_scores, rank_metrics, ranks, run
+from rnnkit.cli import main as cli
 from rnnkit.data import load
 from rnnkit.models import LanguageModel, LanguageModelConfig
 
@@ -67,20 +71,63 @@ def test_model_scores_are_the_last_step_logits(tie: bool) -> None:
         torch.testing.assert_close(row, model(h[None]).logits[0, -1])
 
 
-def test_bad_recipe_field_is_named(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("eval", "topk"), 5,
+         r"^recommendation recipe: unknown key 'eval\.topk'; valid keys of 'eval': k, exclude_"),
+        (("evaluation",), {"k": 5},
+         r"^recommendation recipe: unknown key 'evaluation\.k'; valid keys at the top level: da"),
+        (("eval", "k"), "ten", r"^recommendation recipe: eval\.k: Expected a int\. Got value: ten"),
+        (("baselines", "markov_smoothing"), ["a"], r"markov_smoothing: Expected a float"),
+        (("data", "name"), "ml-1m", r"^recommendation recipe: data\.name: .*Got value: ml-1m"),
+        (("eval", "k"), 0, r"^recommendation recipe: eval\.k must be >= 1, got 0$"),
+        (("eval", "curve_k"), -3, r"eval\.curve_k must be >= 1, got -3"),
+        (("data", "max_users"), 0, r"data\.max_users must be null or >= 1, got 0"),
+        (("baselines", "markov_smoothing"), [], r"baselines\.markov_smoothing must be a non-empty"),
+        (("experiment", "optim", "lr"), -1,
+         r"^recommendation recipe, field 'experiment': optim\.lr must be a finite number > 0"),
+        (("experiment", "trainer", "max_epoch"), 3,
+         r"field 'experiment': unknown key 'trainer\.max_epoch'"),
+    ],
+)  # fmt: skip
+def test_bad_recipe_is_one_line_naming_the_field(
+    tmp_path, path: tuple, value: object, message: str
+) -> None:
     cfg = app_config("recommendation", quick=True)
-    broken = copy.deepcopy(cfg)
-    broken["eval"]["k"] = 0
-    with pytest.raises(ValueError, match=r"'eval\.k'"):
-        run(broken, seeds=[0], out_dir=tmp_path, quick=True)
-    broken = copy.deepcopy(cfg)
-    broken["experiment"]["optim"]["lr"] = -1
-    with pytest.raises(ValueError, match=r"'experiment': optim\.lr must be a finite number > 0"):
-        run(broken, seeds=[0], out_dir=tmp_path, quick=True)
+    check_config(cfg)  # the shipped recipe is fine
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ValueError, match=message) as err:
+        run(cfg, seeds=[0], out_dir=tmp_path, quick=True)  # checked before anything loads
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "runs").exists()
 
 
-def test_quick_run_beats_popularity(tmp_path) -> None:
-    records = run_app("recommendation", quick=True, seeds=[0], out_dir=tmp_path)
+def test_settings_match_the_shipped_recipe() -> None:
+    for quick in (False, True):
+        cfg = app_config("recommendation", quick=quick)
+        settings = check_config(cfg)
+        assert vars(settings.eval) == cfg["eval"]
+        assert settings.data.name == cfg["data"]["name"]
+        assert settings.data.min_rating == cfg["data"]["min_rating"]
+        assert settings.data.max_users == cfg["data"]["max_users"]
+        assert settings.baselines.markov_smoothing == cfg["baselines"]["markov_smoothing"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """The CI-sized app, once for the tests below (one torch thread, as the others run)."""
+    out = tmp_path_factory.mktemp("recommendation")
+    with torch_threads(1):
+        records = run_app("recommendation", quick=True, seeds=[0], out_dir=out)
+    return out, records
+
+
+def test_quick_run_beats_popularity(quick_run: tuple[Path, list[dict]]) -> None:
+    tmp_path, records = quick_run
     vs_pop = {r["metric"]: r for r in records if r["baseline"] == "most popular"}
     assert set(vs_pop) == {"HR@10", "NDCG@10"}
     for r in vs_pop.values():
@@ -93,3 +140,42 @@ def test_quick_run_beats_popularity(tmp_path) -> None:
     assert summary["best_checkpoint"] is not None  # the monitored metric was found and used
     assert 0 < summary["metrics"]["val_ndcg@10"] <= 1
     assert (run_dir / "artifact" / "model.safetensors").is_file()
+
+
+def test_rnnkit_test_and_predict_read_the_run(
+    quick_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """The run keeps its test split (each user's history + held-out item): `rnnkit test` scores
+    it, and `rnnkit predict` ranks each held-out item as the app does (same HR@10 and MRR)."""
+    out, records = quick_run
+    run_dir = out / "runs" / "recommendation-seed0"
+    art = json.loads((run_dir / "artifact" / "model.json").read_text())
+    assert {"test_split.safetensors", "data_meta.json"} <= art["sha256"].keys()  # sealed
+
+    assert cli(["test", "--run", str(run_dir)]) == 0
+    test = json.loads((run_dir / "summary.json").read_text())["test"]["metrics"]
+    assert 0 < test["test_loss"] < math.log(1683)  # nats per item: better than uniform
+
+    path = tmp_path / "pred.csv"
+    assert cli(["predict", "--run", str(run_dir), "--out", str(path)]) == 0
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    d = load("movielens_100k")
+    assert len(rows) == len(d.test) == 943
+    hits = []
+    for row, hist, target in zip(rows, d.test.sequences, d.test.labels, strict=True):
+        top = [int(i) for i in row["prediction"].split()]
+        assert len(top) == 10 and int(row["target"]) == target
+        assert 0 not in top and not set(top) & set(hist.tolist())  # nothing already rated
+        assert (int(row["rank"]) <= 10) == (target in top)
+        assert row["target_name"] == d.meta["titles"][target - 1]
+        assert row["prediction_names"].split(" | ")[0] == d.meta["titles"][top[0] - 1]
+        hits.append(int(row["rank"]) <= 10)
+    app = {r["metric"]: r["values"][0] for r in records if r["baseline"].startswith("Markov")}
+    assert np.mean(hits) == pytest.approx(app["HR@10"], abs=1e-12)
+    mrr = np.mean([1 / int(r["rank"]) for r in rows])
+    assert mrr == pytest.approx(app["MRR"], rel=1e-9)
+
+    assert cli(["predict", "--run", str(run_dir), "--out", str(path), "--top_k", "3"]) == 0
+    with path.open(newline="", encoding="utf-8") as f:
+        assert all(len(r["prediction"].split()) == 3 for r in csv.DictReader(f))

@@ -183,3 +183,13 @@ def test_a_sequences_lm_run_is_diagnosed_and_generate_says_why_not(
     capsys.readouterr()
     assert cli(["generate", "--run", str(run)]) == 2
     assert "over an application's own token ids (no vocab.json)" in capsys.readouterr().err
+    assert cli(["predict", "--run", str(run), "--text", "abc"]) == 2  # no text vocabulary
+    assert "without --text, predict ranks the next token" in capsys.readouterr().err
+    out = tmp_path / "next.csv"
+    assert cli(["predict", "--run", str(run), "--out", str(out), "--top_k", "4"]) == 0
+    rows = _rows(out)
+    assert [int(r["target"]) for r in rows] == [int(s[-1]) for s in seqs[100:]]
+    for r in rows:
+        top = [int(i) for i in r["prediction"].split()]
+        assert len(set(top)) == 4 and all(0 <= i < 20 for i in top)
+        assert 1 <= int(r["rank"]) <= 20 and (int(r["rank"]) <= 4) == (int(r["target"]) in top)

@@ -33,18 +33,18 @@ import importlib.util
 import shutil
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
 
-from rnnkit.apps._common import merge, record, timer
+from rnnkit.apps._common import app_experiment, app_settings, record, timer
 from rnnkit.evaluate import NGram, bits_per_token
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.train import DataParts, build, fit
-from rnnkit.train.experiment_io import experiment_from_dict
 
 APP = "music"
 BOS, EOS, UNK = 0, 1, 2
@@ -55,51 +55,84 @@ Token = tuple[int, float]  # (midi pitch, 0 = rest; duration in quarter notes)
 # ---- recipe ----
 
 
-def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
-    value = config.get(name, {})
-    if not isinstance(value, dict):
-        raise ValueError(f"music recipe: field {name!r} must be a mapping, got {value!r}")
-    return value
+@dataclass
+class DataSettings:
+    """``rnnkit.data.load("bach_chorales", ...)``: the chorales and their seeded split, fixed
+    across model seeds so every seed is scored on the same held-out chorales."""
+
+    name: Literal["bach_chorales"] = "bach_chorales"  # music21 corpus, cached as .npz
+    limit: int | None = None  # the first N chorales (None: all 371)
+    val_fraction: float = 0.1  # split by chorale
+    test_fraction: float = 0.1
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 10:
+            raise ValueError(f"data.limit must be null or >= 10, got {self.limit}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 0.5:
+                raise ValueError(f"data.{name} must be in (0, 0.5), got {value}")
 
 
-def _positive(section: str, cfg: dict[str, Any], *names: str) -> None:
-    for name in names:
-        value = cfg.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"music recipe: field '{section}.{name}' must be > 0, got {value!r}")
+@dataclass
+class Tokens:
+    min_count: int = 2  # (pitch, duration) pairs seen fewer times in train -> <unk>
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise ValueError(f"tokens.min_count must be >= 1, got {self.min_count}")
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first recipe field that cannot work."""
-    data = _section(config, "data")
-    if data.get("name", "bach_chorales") != "bach_chorales":
-        raise ValueError(
-            f"music recipe: field 'data.name' must be 'bach_chorales', got {data['name']!r}"
-        )
-    limit = data.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 10):
-        raise ValueError(
-            f"music recipe: field 'data.limit' must be null or an int >= 10, got {limit!r}"
-        )
-    for name in ("val_fraction", "test_fraction"):
-        v = data.get(name, 0.1)
-        if not isinstance(v, (int, float)) or not 0.0 < v < 0.5:
-            raise ValueError(f"music recipe: field 'data.{name}' must be in (0, 0.5), got {v!r}")
-    _positive("tokens", _section(config, "tokens"), "min_count")
-    experiment(config, seed=0, root=Path("runs"))  # checked like `rnnkit fit` checks a recipe
-    grid = _section(config, "baselines").get("k_grid")
-    if (
-        not isinstance(grid, list)
-        or not grid
-        or any(not isinstance(k, (int, float)) or k <= 0 for k in grid)
-    ):
-        raise ValueError(
-            f"music recipe: field 'baselines.k_grid' must be a list of k > 0, got {grid!r}"
-        )
-    gen = _section(config, "generate")
-    _positive("generate", gen, "samples", "max_notes", "temperature")
-    if "stats_samples" in gen:
-        _positive("generate", gen, "stats_samples")
+@dataclass
+class Baselines:
+    # add-k smoothing of the unigram and bigram, chosen on the validation chorales
+    k_grid: list[float] = field(default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0])
+
+    def __post_init__(self) -> None:
+        if not self.k_grid or any(not k > 0 for k in self.k_grid):
+            raise ValueError(
+                f"baselines.k_grid must be a non-empty list of numbers > 0, got {self.k_grid}"
+            )
+
+
+@dataclass
+class Generate:
+    """Melodies sampled from the first seed's model."""
+
+    samples: int = 4  # written as MIDI, the first 3 in the piano roll
+    stats_samples: int | None = 64  # sampled for melody_stats (None: ``samples``)
+    max_notes: int = 200  # a melody is cut here if it has not sampled <eos>
+    temperature: float = 1.0
+    top_p: float | None = None  # nucleus sampling (None: the whole distribution)
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "stats_samples", "max_notes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"generate.{name} must be >= 1, got {value}")
+        if not self.temperature > 0:
+            raise ValueError(f"generate.temperature must be > 0, got {self.temperature}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"generate.top_p must be null or in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class Settings:
+    """The recipe's application keys; training is the ``experiment:`` section (`rnnkit fit`'s)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    tokens: Tokens = field(default_factory=Tokens)
+    baselines: Baselines = field(default_factory=Baselines)
+    generate: Generate = field(default_factory=Generate)
+
+
+def check_config(config: dict[str, Any]) -> Settings:
+    """The recipe's settings, with its ``experiment:`` checked too (before anything is loaded);
+    a bad field is a one-line ``ValueError`` naming it."""
+    settings = app_settings(Settings, config, app=APP)
+    experiment(config, seed=0, root=Path("runs"))
+    return settings
 
 
 # ---- tokens ----
@@ -176,10 +209,7 @@ def experiment(config: dict[str, Any], *, seed: int, root: Path) -> Any:
         "run": {"root": str(root), "name": f"music-seed{seed}", "plot": False},
         "sample_chars": 0,
     }
-    try:
-        return experiment_from_dict(merge(_section(config, "experiment"), fixed))
-    except ValueError as err:
-        raise ValueError(f"music recipe, field 'experiment': {err}") from None
+    return app_experiment(APP, config.get("experiment", {}), fixed)
 
 
 class _Curve(L.Callback):
@@ -207,7 +237,10 @@ def train_lm(
     run_dir = root / str(exp.run.name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
-    data = DataParts(encoded["train"], encoded["val"], encoded["test"], {"vocab_size": vocab_size})
+    # arrays, not lists: a sample that is a list reads as a tuple of fields, and the run could
+    # not keep its test split (`rnnkit test` / `predict` read it)
+    arrays = {k: [np.asarray(s, dtype=np.int64) for s in v] for k, v in encoded.items()}
+    data = DataParts(arrays["train"], arrays["val"], arrays["test"], {"vocab_size": vocab_size})
     built = build(exp, data=data)
     curve = _Curve()
     result = fit(exp, built=built, callbacks=[curve], test=True)  # ends on the best checkpoint
@@ -217,16 +250,16 @@ def train_lm(
 
 
 def generate(
-    model: LanguageModel, vocab: NoteVocab, gen: dict[str, Any], seed: int, n: int
+    model: LanguageModel, vocab: NoteVocab, gen: Generate, seed: int, n: int
 ) -> tuple[list[list[Token]], int]:
     """Sample ``n`` melodies from ``<bos>``; also returns how many reached ``<eos>``."""
     g = torch.Generator().manual_seed(seed)
     ids = model.generate(
         torch.full((n, 1), BOS, dtype=torch.int64),
-        max_new_tokens=int(gen["max_notes"]),
+        max_new_tokens=gen.max_notes,
         strategy="sample",
-        temperature=float(gen["temperature"]),
-        top_p=gen.get("top_p"),
+        temperature=gen.temperature,
+        top_p=gen.top_p,
         eos_id=EOS,
         generator=g,
     )
@@ -346,25 +379,25 @@ def run(
         raise ValueError("the music app needs music21: pip install 'rnnkit[music]'")
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    check_config(config)
+    settings = check_config(config)
     from rnnkit.data import load
 
-    data = config["data"]
+    data = settings.data
     splits = load(
-        "bach_chorales",
+        data.name,
         representation="events",
-        limit=data.get("limit"),
-        val_fraction=float(data.get("val_fraction", 0.1)),
-        test_fraction=float(data.get("test_fraction", 0.1)),
-        seed=int(data.get("split_seed", 0)),
+        limit=data.limit,
+        val_fraction=data.val_fraction,
+        test_fraction=data.test_fraction,
+        seed=data.split_seed,
     )
     raw = {name: _events(getattr(splits, name)) for name in ("train", "val", "test")}
-    vocab = NoteVocab(raw["train"], min_count=int(config["tokens"]["min_count"]))
+    vocab = NoteVocab(raw["train"], min_count=settings.tokens.min_count)
     enc = {name: [vocab.encode(s) for s in seqs] for name, seqs in raw.items()}
     V = len(vocab)
 
     with timer() as t_ng:
-        ngrams = fit_ngrams(enc["train"], enc["val"], V, config["baselines"]["k_grid"])
+        ngrams = fit_ngrams(enc["train"], enc["val"], V, settings.baselines.k_grid)
     base_test = {name: ngram_nll(ng, enc["test"]) for name, (ng, _, _) in ngrams.items()}
     base_val = {name: min(scores.values()) for name, (_, _, scores) in ngrams.items()}
 
@@ -386,10 +419,10 @@ def run(
     assert first_model is not None
 
     # generated melodies from the first seed's model, and a real test melody to compare with
-    gen = config["generate"]
-    n_files = int(gen["samples"])
+    gen = settings.generate
+    n_files = gen.samples
     samples, ended = generate(
-        first_model, vocab, gen, seeds[0], max(n_files, int(gen.get("stats_samples", n_files)))
+        first_model, vocab, gen, seeds[0], max(n_files, gen.stats_samples or n_files)
     )
     stats = {"generated": melody_stats(samples), "test_chorales": melody_stats(raw["test"])}
     samples = samples[:n_files]
@@ -415,7 +448,7 @@ def run(
         "wall_s": float(np.mean(walls)),
         "per_seed_wall_s": [round(w, 1) for w in walls],
         "split_sizes": {k: len(v) for k, v in raw.items()},
-        "split_seed": int(data.get("split_seed", 0)),
+        "split_seed": data.split_seed,
         "vocab_size": V,
         "test_tokens_scored": n_pred,
         "test_unk_tokens": unk_test,
@@ -424,7 +457,7 @@ def run(
         "best_epochs": [best_epochs[s] for s in seeds],
         "samples_reaching_eos": f"{ended}/{stats['generated']['melodies']}",
         "melody_stats": stats,
-        "max_notes": int(gen["max_notes"]),
+        "max_notes": gen.max_notes,
         "runs": [str(out_dir / "runs" / f"music-seed{s}") for s in seeds],
     }
     spec = experiment(config, seed=seeds[0], root=out_dir / "runs").model

@@ -9,7 +9,9 @@ batches with lengths), trained with cross-entropy on every prefix of the trainin
 library's trainer: `rnnkit.train.fit` on the recipe's ``experiment:`` (a `LanguageModelExperiment`,
 ``data.mode: sequences``), validation NDCG@k logged as ``val_ndcg@k`` each epoch and monitored
 (higher is better) for the best checkpoint and early stopping; the test split is scored once, at
-the end, with the best checkpoint. Each seed leaves a run directory under ``runs/``.
+the end, with the best checkpoint. Each seed leaves a run directory under ``runs/`` that keeps
+its test split (each user's history with the held-out item), so `rnnkit test` scores it and
+`rnnkit predict` ranks every held-out item as this app does (top-k, seen items left out).
 
 Evaluation ranks all items for each user's held-out item given the user's whole history, excluding
 items the user already rated (``eval.exclude_seen``); ties count against the target (pessimistic).
@@ -24,41 +26,72 @@ pseudo-count chosen on the validation split.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.apps._common import merge, record, timer
+from rnnkit.apps._common import app_experiment, app_settings, record, timer
 from rnnkit.data import load
 from rnnkit.models import LanguageModel
-from rnnkit.models._common import gather_steps
 from rnnkit.train import DataParts, ExtraMetrics, build, fit
-from rnnkit.train.experiment_io import experiment_from_dict
+from rnnkit.train.predict import next_token_scores
 
 APP = "recommendation"
 
 
-# ---- recipe fields ----
+# ---- recipe ----
 
 
-def _field(cfg: dict[str, Any], dotted: str, kind: type, *, minimum: float | None = None) -> Any:
-    """``cfg["a"]["b"]`` for ``"a.b"``, checked: a ``ValueError`` names the field."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"recipe field {dotted!r} is missing")
-        node = node[part]
-    ok = isinstance(node, kind) and not (kind is not bool and isinstance(node, bool))
-    if kind is float and isinstance(node, int) and not isinstance(node, bool):
-        node, ok = float(node), True
-    if not ok:
-        raise ValueError(f"recipe field {dotted!r} must be {kind.__name__}, got {node!r}")
-    if minimum is not None and node < minimum:
-        raise ValueError(f"recipe field {dotted!r} must be >= {minimum}, got {node!r}")
-    return node
+@dataclass
+class DataSettings:
+    """``rnnkit.data.load(name, ...)``: every user's ratings in time order, leave-one-out."""
+
+    name: Literal["movielens_100k"] = "movielens_100k"
+    min_rating: float = 0.0  # ratings below this are dropped (0: every rating is an interaction)
+    max_users: int | None = None  # the first N users (None: all 943)
+
+    def __post_init__(self) -> None:
+        if self.max_users is not None and self.max_users < 1:
+            raise ValueError(f"data.max_users must be null or >= 1, got {self.max_users}")
+
+
+@dataclass
+class EvalSettings:
+    k: int = 10  # HR@k and NDCG@k (validation NDCG@k selects the checkpoint)
+    exclude_seen: bool = True  # items the user already rated are not ranked
+    curve_k: int = 50  # HR@k plotted for k = 1..curve_k
+
+    def __post_init__(self) -> None:
+        for name in ("k", "curve_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Baselines:
+    # Markov: P(next | last) from training bigram counts, smoothed towards popularity with this
+    # pseudo-count; the value is chosen on the validation split.
+    markov_smoothing: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+
+    def __post_init__(self) -> None:
+        if not self.markov_smoothing or any(not a > 0 for a in self.markov_smoothing):
+            raise ValueError(
+                "baselines.markov_smoothing must be a non-empty list of numbers > 0, got "
+                f"{self.markov_smoothing}"
+            )
+
+
+@dataclass
+class Settings:
+    """The recipe's application keys; training is the ``experiment:`` section (`rnnkit fit`'s)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    baselines: Baselines = field(default_factory=Baselines)
 
 
 # ---- ranking metrics ----
@@ -141,54 +174,23 @@ class Markov:
 # ---- the model ----
 
 
-def _pad(seqs: list[Tensor]) -> tuple[Tensor, Tensor]:
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    x = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = s
-    return x, lengths
-
-
-def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    order = np.argsort(lengths, kind="stable")
-    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-
-
-@torch.no_grad()
 def model_scores(model: LanguageModel, histories: list[Tensor], batch_size: int = 32) -> Tensor:
-    """Next-item logits ``(N, V)`` after each whole history (batched by length).
-
-    Only each history's last state goes through the output layer: the model's ``forward`` would
-    project every step to all V items, which costs as much as a training epoch's forward pass
-    when it runs on every validation epoch."""
-    was_training = model.training
-    model.eval()
-    out = torch.empty(len(histories), model.config.vocab_size)
-    device = next(model.parameters()).device
-    for idx in _length_batches([len(h) for h in histories], batch_size):
-        x, lengths = _pad([histories[i] for i in idx])
-        lengths = lengths.to(device)
-        hidden, _ = model.rnn(model.inputs(x.to(device)), lengths=lengths)  # (B, T, P)
-        last = gather_steps(hidden, lengths - 1)  # (B, P)
-        if model.proj is not None:
-            last = model.proj(last)  # (B, E)
-        out[idx] = model.out(last).float().cpu()  # (B, V)
-    model.train(was_training)
-    return out
+    """Next-item logits ``(N, V)`` after each whole history (`rnnkit.train.next_token_scores`:
+    batched by length, only each history's last step projected to all V items)."""
+    return next_token_scores(model, histories, batch_size=batch_size)
 
 
 def _evaluate(
-    scores: Tensor, histories: list[Tensor], targets: Tensor, cfg: dict[str, Any]
+    scores: Tensor, histories: list[Tensor], targets: Tensor, settings: EvalSettings
 ) -> Tensor:
     vocab = scores.shape[1]
-    mask = _exclusion(histories, vocab, cfg["eval"]["exclude_seen"])
+    mask = _exclusion(histories, vocab, settings.exclude_seen)
     return ranks(_masked(scores.double(), mask), targets)
 
 
-def experiment(cfg: dict[str, Any], *, seed: int, root: Path) -> Any:
+def experiment(config: dict[str, Any], settings: Settings, *, seed: int, root: Path) -> Any:
     """The recipe's ``experiment:`` as one seed's `LanguageModelExperiment` (sequences mode),
     monitoring validation NDCG@k."""
-    k = _field(cfg, "eval.k", int, minimum=1)
     fixed = {
         "task": "language_model",
         "seed": seed,
@@ -197,50 +199,87 @@ def experiment(cfg: dict[str, Any], *, seed: int, root: Path) -> Any:
             "root": str(root),
             "name": f"recommendation-seed{seed}",
             "plot": False,
-            "monitor": f"val_ndcg@{k}",
+            "monitor": f"val_ndcg@{settings.eval.k}",
             "monitor_mode": "max",
         },
         "sample_chars": 0,
     }
-    if not isinstance(cfg.get("experiment"), dict):
-        raise ValueError("recipe field 'experiment' is missing (a LanguageModelExperiment)")
-    try:
-        return experiment_from_dict(merge(cfg["experiment"], fixed))
-    except ValueError as err:
-        raise ValueError(f"recipe field 'experiment': {err}") from None
+    return app_experiment(APP, config.get("experiment", {}), fixed)
+
+
+@dataclass
+class Sessions:
+    """The leave-one-out splits as item-id tensors (items are ``1..n_items``, 0 is padding)."""
+
+    train: list[Tensor]  # each user's sequence without its last two items
+    val_hist: list[Tensor]  # = train; the second-to-last item is the validation target
+    val_y: Tensor
+    test_hist: list[Tensor]  # = train + the validation item; the last item is the test target
+    test_y: Tensor
+    vocab: int  # n_items + 1
+    names: list[str]  # item names by id (id 0: padding)
+
+
+def load_sessions(settings: DataSettings) -> Sessions:
+    data = load(settings.name, min_rating=settings.min_rating, max_users=settings.max_users)
+    assert data.val is not None
+    return Sessions(
+        train=[s.long() for s in data.train.sequences],
+        val_hist=[s.long() for s in data.val.sequences],
+        val_y=torch.tensor(data.val.labels, dtype=torch.long),
+        test_hist=[s.long() for s in data.test.sequences],
+        test_y=torch.tensor(data.test.labels, dtype=torch.long),
+        vocab=data.meta["n_items"] + 1,
+        names=["<pad>", *data.meta["titles"]],
+    )
+
+
+def parts(data: Sessions, settings: Settings) -> DataParts:
+    """What the trainer gets: every training sequence with a next item, and each user's history
+    plus held-out item for validation and test (the run keeps the test split, so `rnnkit test`
+    and `rnnkit predict` read it). ``next_token`` tells `rnnkit predict` how this app ranks."""
+
+    def held_out(hist: list[Tensor], y: Tensor) -> list[Tensor]:
+        return [torch.cat([h, t[None]]) for h, t in zip(hist, y, strict=True)]
+
+    meta = {
+        "vocab_size": data.vocab,
+        "next_token": {
+            "top_k": settings.eval.k,
+            "exclude_seen": settings.eval.exclude_seen,
+            "exclude": [0],  # padding
+        },
+        "token_names": data.names,
+    }
+    return DataParts(
+        [s for s in data.train if len(s) >= 2],  # a prefix needs a next item
+        held_out(data.val_hist, data.val_y),
+        held_out(data.test_hist, data.test_y),
+        meta,
+    )
 
 
 def train_model(
-    cfg: dict[str, Any],
-    train: list[Tensor],
-    val_hist: list[Tensor],
-    val_targets: Tensor,
-    vocab: int,
-    *,
-    seed: int,
-    root: Path,
+    config: dict[str, Any], settings: Settings, data: Sessions, *, seed: int, root: Path
 ) -> tuple[LanguageModel, list[float]]:
-    """Train on every prefix of ``train`` through `rnnkit.train.fit`; the checkpoint with the best
-    validation NDCG@k is kept. Returns that model and the NDCG@k after each epoch."""
-    exp = experiment(cfg, seed=seed, root=root)
-    k = cfg["eval"]["k"]
+    """Train on every prefix of the training sequences through `rnnkit.train.fit`; the checkpoint
+    with the best validation NDCG@k is kept. Returns that model and the NDCG@k after each epoch."""
+    exp = experiment(config, settings, seed=seed, root=root)
+    k = settings.eval.k
     run_dir = root / str(exp.run.name)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # this app's own folder from an earlier run
-    seqs = [s for s in train if len(s) >= 2]  # a prefix needs a next item
-    # Validation sequences (history + held-out item) give val_loss; the selection is on NDCG.
-    val_seqs = [torch.cat([h, t[None]]) for h, t in zip(val_hist, val_targets, strict=True)]
+    # The validation sequences give val_loss; the selection is on NDCG.
     curve: list[float] = []
 
     def ndcg(module: Any) -> dict[str, float]:
-        scores = model_scores(module.model, val_hist).to(torch.float64)
-        metrics = rank_metrics(_evaluate(scores, val_hist, val_targets, cfg), k)
+        scores = model_scores(module.model, data.val_hist).to(torch.float64)
+        metrics = rank_metrics(_evaluate(scores, data.val_hist, data.val_y, settings.eval), k)
         if module.trainer.state.fn == "fit":  # not the final re-validation of the best checkpoint
             curve.append(metrics[f"ndcg@{k}"])
         return {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"hr@{k}": metrics[f"hr@{k}"]}
 
-    data = DataParts(seqs, val_seqs, None, {"vocab_size": vocab})
-    built = build(exp, data=data)
+    built = build(exp, data=parts(data, settings))
     fit(exp, built=built, callbacks=[ExtraMetrics(ndcg)])  # ends on the best checkpoint
     model: LanguageModel = built.module.model.eval()
     return model, curve
@@ -248,58 +287,39 @@ def train_model(
 
 # ---- the application ----
 
-_FIELDS: list[tuple[str, type, float | None]] = [
-    ("data.name", str, None),
-    ("eval.k", int, 1),
-    ("eval.curve_k", int, 1),
-    ("eval.exclude_seen", bool, None),
-]
+
+def check_config(config: dict[str, Any]) -> Settings:
+    """The recipe's settings, with its ``experiment:`` checked too (before anything is loaded);
+    a bad field is a one-line ``ValueError`` naming it."""
+    settings = app_settings(Settings, config, app=APP)
+    experiment(config, settings, seed=0, root=Path("runs"))
+    return settings
 
 
 def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool) -> list[dict]:
-    cfg = config
-    for dotted, kind, low in _FIELDS:  # every field checked before anything is loaded
-        _field(cfg, dotted, kind, minimum=low)
-    experiment(cfg, seed=seeds[0] if seeds else 0, root=out_dir / "runs")
-    k = _field(cfg, "eval.k", int, minimum=1)
-    curve_k = _field(cfg, "eval.curve_k", int, minimum=1)
-    _field(cfg, "eval.exclude_seen", bool)
-    grid = cfg.get("baselines", {}).get("markov_smoothing", [1.0])
-    if not grid or not all(isinstance(a, (int, float)) and a > 0 for a in grid):
-        raise ValueError(
-            f"recipe field 'baselines.markov_smoothing' must be positive numbers, got {grid!r}"
-        )
-    name = _field(cfg, "data.name", str)
-    data = load(
-        name,
-        min_rating=float(cfg["data"].get("min_rating", 0.0)),
-        max_users=cfg["data"].get("max_users"),
-    )
-    assert data.val is not None
-    vocab = data.meta["n_items"] + 1  # id 0 is padding
-    train = [s.long() for s in data.train.sequences]
-    val_hist = [s.long() for s in data.val.sequences]
-    val_y = torch.tensor(data.val.labels, dtype=torch.long)
-    test_hist = [s.long() for s in data.test.sequences]
-    test_y = torch.tensor(data.test.labels, dtype=torch.long)
+    settings = check_config(config)
+    k, curve_k, ev = settings.eval.k, settings.eval.curve_k, settings.eval
+    data = load_sessions(settings.data)
+    train, val_hist, val_y = data.train, data.val_hist, data.val_y
+    test_hist, test_y, vocab = data.test_hist, data.test_y, data.vocab
 
     # baselines: deterministic, fitted on the training parts; Markov smoothing chosen on validation
     with timer() as tb:
         pop = Popularity(train, vocab)
         markov = Markov(train, vocab, pop)
         val_ndcg = {}
-        for a in grid:
+        for a in settings.baselines.markov_smoothing:
             markov.smoothing = float(a)
-            r = _evaluate(markov.scores(val_hist), val_hist, val_y, cfg)
+            r = _evaluate(markov.scores(val_hist), val_hist, val_y, ev)
             val_ndcg[float(a)] = rank_metrics(r, k)[f"ndcg@{k}"]
         markov.smoothing = max(val_ndcg, key=lambda a: val_ndcg[a])
         base_rank = {
-            "popularity": _evaluate(pop.scores(test_hist), test_hist, test_y, cfg),
-            "markov": _evaluate(markov.scores(test_hist), test_hist, test_y, cfg),
+            "popularity": _evaluate(pop.scores(test_hist), test_hist, test_y, ev),
+            "markov": _evaluate(markov.scores(test_hist), test_hist, test_y, ev),
         }
         base_val = {
-            "popularity": rank_metrics(_evaluate(pop.scores(val_hist), val_hist, val_y, cfg), k),
-            "markov": rank_metrics(_evaluate(markov.scores(val_hist), val_hist, val_y, cfg), k),
+            "popularity": rank_metrics(_evaluate(pop.scores(val_hist), val_hist, val_y, ev), k),
+            "markov": rank_metrics(_evaluate(markov.scores(val_hist), val_hist, val_y, ev), k),
         }
     base = {n: rank_metrics(r, k) for n, r in base_rank.items()}
 
@@ -309,10 +329,8 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     first_rank: Tensor | None = None
     for seed in seeds:
         with timer() as t:
-            model, curve = train_model(
-                cfg, train, val_hist, val_y, vocab, seed=seed, root=out_dir / "runs"
-            )
-            rank = _evaluate(model_scores(model, test_hist), test_hist, test_y, cfg)
+            model, curve = train_model(config, settings, data, seed=seed, root=out_dir / "runs")
+            rank = _evaluate(model_scores(model, test_hist), test_hist, test_y, ev)
         per_seed.append(rank_metrics(rank, k))
         walls.append(t["s"])
         curves.append(curve)
@@ -329,8 +347,8 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     _plot_curves(out_dir / "validation.png", curves, seeds, base_val, k)
 
     strongest = max(base, key=lambda n: base_val[n][f"ndcg@{k}"])
-    ds = f"{name} (leave-one-out)"
-    common = {
+    ds = f"{settings.data.name} (leave-one-out)"
+    common: dict[str, Any] = {
         "app": APP,
         "dataset": ds,
         "seeds": seeds,
@@ -338,7 +356,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         "per_seed_wall_s": [round(w, 1) for w in walls],
         "users": len(test_y),
         "items": vocab - 1,
-        "exclude_seen": cfg["eval"]["exclude_seen"],
+        "exclude_seen": ev.exclude_seen,
         "markov_smoothing": markov.smoothing,
         "strongest_baseline": strongest,
         "baseline_wall_s": round(tb["s"], 1),

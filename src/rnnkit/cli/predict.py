@@ -107,6 +107,12 @@ def predict(args: Sequence[str]) -> int:
     parser.add_argument(
         "--onnx", type=bool, default=False, help="--inputs: use RUN/export/model.onnx"
     )
+    parser.add_argument(
+        "--top_k",
+        type=int | None,
+        default=None,
+        help="LM over sequences: next tokens listed per test sequence (default: the run's, or 10)",
+    )
     ns = parser.parse_args(list(args))
     if ns.inputs is not None:
         from pathlib import Path
@@ -125,7 +131,9 @@ def predict(args: Sequence[str]) -> int:
         return 0
     from rnnkit.train.predict import predict_run
 
-    result = predict_run(ns.run, text=ns.text, out=ns.out, input_path=ns.input, future=ns.future)
+    result = predict_run(
+        ns.run, text=ns.text, out=ns.out, input_path=ns.input, future=ns.future, top_k=ns.top_k
+    )
     print(json.dumps(result, indent=2))
     return 0
 

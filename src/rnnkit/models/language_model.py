@@ -115,6 +115,18 @@ class LanguageModel(nn.Module):
         out, new_state = self.rnn(embedded, state, lengths=lengths)  # (B, T, P)
         return LMOutput(self._logits(out), new_state)
 
+    def last_logits(self, x: Tensor, *, lengths: Tensor | None = None) -> Tensor:
+        """Next-token logits ``(B, V)`` after each row's last real step (the token that would
+        follow the whole row), as ``forward(x, lengths=lengths).logits[b, lengths[b] - 1]``.
+
+        Only those B steps go through the output layer, not all B x T: ranking every item after
+        each history costs one recurrent pass, not a ``(B, T, V)`` projection.
+        """
+        check_lengths(lengths, batch=x.shape[0], steps=x.shape[1])
+        hidden, _ = self.rnn(self.dropout(self.inputs(x)), lengths=lengths)  # (B, T, P)
+        last = hidden[:, -1] if lengths is None else gather_steps(hidden, lengths - 1)  # (B, P)
+        return self._logits(last)  # (B, V)
+
     def step(self, token: Tensor, state: State | None = None) -> LMOutput:
         """Advance by one token: ``token`` ``(B,)`` ids -> logits ``(B, V)`` and the new state."""
         if token.dim() != 1:

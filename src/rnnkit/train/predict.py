@@ -25,7 +25,9 @@ __all__ = [
     "forecast_ahead",
     "forecast_run",
     "load_run",
+    "next_token_scores",
     "predict_classes",
+    "predict_next",
     "predict_run",
     "predict_split",
 ]
@@ -52,24 +54,34 @@ def predict_run(
     out: str | None = None,
     input_path: str | None = None,
     future: str | None = None,
+    top_k: int | None = None,
 ) -> dict[str, Any]:
-    """Language model: score ``text``. Other tasks: predict the user's raw file ``input_path``
-    (runs trained on files; ``future``: future covariates of the forecast steps), else the run's
-    test split, into a CSV."""
+    """Language model: score ``text``; without it, a model of independent sequences
+    (``data.mode: sequences``) ranks the next token of each test sequence (`predict_next`, the
+    ``top_k`` best listed). Other tasks: predict the user's raw file ``input_path`` (runs trained
+    on files; ``future``: future covariates of the forecast steps), else the run's test split,
+    into a CSV."""
     loaded = load_run(run_dir)
     if input_path is not None:
         from rnnkit.train.predict_files import predict_file
 
         target = Path(out) if out else Path(run_dir) / "predictions.csv"
         return predict_file(loaded, input_path, target, future=future)
+    path = Path(out) if out else Path(run_dir) / "predictions.csv"
     if loaded.task == "language_model":
+        if text is None and getattr(loaded.experiment.data, "mode", None) == "sequences":
+            return predict_next(loaded, path, top_k=top_k)
         if text is None:
             raise ValueError(
                 "predict on a language-model run needs --text (or use rnnkit generate)"
             )
-        assert loaded.vocab is not None
+        if loaded.vocab is None:
+            raise ValueError(
+                f"{run_dir} is a language model over an application's own token ids (no "
+                "vocab.json), so there is no text to score; without --text, predict ranks the "
+                "next token of each test sequence"
+            )
         return score_text(loaded.model, loaded.vocab, text)
-    path = Path(out) if out else Path(run_dir) / "predictions.csv"
     return predict_split(loaded, path)
 
 
@@ -148,6 +160,105 @@ def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
         writer.writerow(["row", "prediction", "target"])
         writer.writerows(rows)
     return {"predictions": str(path), "rows": len(rows)}
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+@torch.no_grad()
+def next_token_scores(model: Any, histories: Sequence[Tensor], *, batch_size: int = 32) -> Tensor:
+    """Next-token logits ``(N, V)`` (float32, CPU) after each whole history of token ids.
+
+    Histories go through the model batched by length (similar lengths together, little padding)
+    and only each one's last step through the output layer (`LanguageModel.last_logits`): the
+    full ``(B, T, V)`` projection would cost as much as a training epoch's forward pass when it
+    runs on every validation epoch."""
+    was_training = model.training
+    model.eval()
+    out = torch.empty(len(histories), model.config.vocab_size)
+    device = next(model.parameters()).device
+    for idx in _length_batches([len(h) for h in histories], batch_size):
+        rows = [torch.as_tensor(histories[i], dtype=torch.int64) for i in idx]
+        x = nn.utils.rnn.pad_sequence(rows, batch_first=True).to(device)  # (B, T)
+        lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64, device=device)
+        out[idx] = model.last_logits(x, lengths=lengths).float().cpu()  # (B, V)
+    model.train(was_training)
+    return out
+
+
+def _test_sequences(loaded: Any) -> tuple[list[Any], dict[str, Any]]:
+    """A sequences language model's test split and its data meta (the stored split of a run an
+    application trained in memory, else the one its config reads)."""
+    from rnnkit.train.in_memory import stored_parts
+    from rnnkit.train.trainer import IN_MEMORY
+
+    data = stored_parts(loaded.meta) if loaded.meta.get("data") == IN_MEMORY else None
+    datamodule: Any = rebuild(loaded, data=data).datamodule
+    test = datamodule.parts[2]
+    if not test:
+        raise ValueError(f"{loaded.run_dir} has no test sequences to predict")
+    return [np.asarray(s) for s in test], (dict(data.meta) if data is not None else {})
+
+
+@torch.no_grad()
+def predict_next(loaded: Any, path: Path, *, top_k: int | None = None) -> dict[str, Any]:
+    """Rank the next token of each test sequence of a sequences language model into ``path``.
+
+    Each sequence's last token is held out and ranked among every token the model scores after
+    the rest (the history): what a next-item recommender's leave-one-out test asks, and what
+    "predict the test split" means for a language model. The CSV has one row per sequence: the
+    ``top_k`` best ids (space-separated, best first), the held-out id and its 1-based rank (ties
+    count against it), plus their names when the run stored ``token_names``.
+
+    The data meta an application stored may set ``next_token``: ``{"top_k": k, "exclude_seen":
+    bool, "exclude": [ids]}`` -- its own list length, whether tokens already in the history are
+    left out of the ranking (a recommender does not offer what the user had), and ids never
+    ranked (padding). Returns the path, the rows, ``hr@k`` (share of held-out tokens in the top
+    k) and ``mrr`` (mean reciprocal rank).
+    """
+    sequences, meta = _test_sequences(loaded)
+    rules = meta.get("next_token") or {}
+    k = int(top_k if top_k is not None else rules.get("top_k", 10))
+    if k < 1:
+        raise ValueError(f"--top_k must be >= 1, got {k}")
+    short = next((i for i, s in enumerate(sequences) if len(s) < 2), None)
+    if short is not None:
+        raise ValueError(f"test sequence {short} has fewer than 2 tokens: no history to rank from")
+    histories = [torch.as_tensor(s[:-1], dtype=torch.int64) for s in sequences]
+    targets = torch.as_tensor(np.array([int(s[-1]) for s in sequences]), dtype=torch.int64)
+    scores = next_token_scores(loaded.model, histories).double()  # (N, V)
+    never = torch.zeros(scores.shape[1], dtype=torch.bool)
+    never[[int(i) for i in rules.get("exclude", [])]] = True
+    scores = scores.masked_fill(never, float("-inf"))
+    if rules.get("exclude_seen", False):
+        for row, h in enumerate(histories):
+            scores[row, h] = float("-inf")
+    rank = (scores >= scores.gather(1, targets[:, None])).sum(dim=1)  # (N,) 1-based, pessimistic
+    top = scores.topk(min(k, scores.shape[1]), dim=1).indices  # (N, k), best first
+    names = meta.get("token_names") or (loaded.vocab.tokens if loaded.vocab is not None else None)
+    header = ["row", "prediction", "target", "rank"]
+    if names:
+        header += ["prediction_names", "target_name"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row, (ids, target, r) in enumerate(
+            zip(top.tolist(), targets.tolist(), rank.tolist(), strict=True)
+        ):
+            line = [row, " ".join(map(str, ids)), target, r]
+            if names:
+                line += [" | ".join(str(names[i]) for i in ids), names[target]]
+            writer.writerow(line)
+    return {
+        "predictions": str(path),
+        "rows": len(sequences),
+        "top_k": k,
+        f"hr@{k}": float((rank <= k).double().mean()),
+        "mrr": float((1.0 / rank.double()).mean()),
+    }
 
 
 @torch.no_grad()
