@@ -81,16 +81,6 @@ def app_config(name: str, path: str | Path | None = None, *, quick: bool = False
     return merge(data, over) if quick else data
 
 
-def config_field(config: dict[str, Any], path: str, app: str) -> Any:
-    """The recipe value at dotted ``path``; a missing one is an error naming the field."""
-    node: Any = config
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"{app} recipe: field {path!r} is missing")
-        node = node[part]
-    return node
-
-
 def settings_from_dict(cls: type[Any], data: dict[str, Any], *, where: str) -> Any:
     """An application's own recipe keys as its typed dataclass ``cls``, parsed by the same
     jsonargparse machinery as `rnnkit fit` parses an experiment (types, unknown keys, the valid
