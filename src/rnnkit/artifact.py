@@ -170,8 +170,14 @@ def load_artifact(run_dir: str | os.PathLike[str]) -> Artifact:
     if is_ensemble(run_dir):
         body, folders = read_ensemble(run_dir)
         arts = [load_artifact(folder) for folder in folders]
-        ensemble = EnsembleClassifier([a.model for a in arts]).eval()
         first = arts[0]
+        for folder, art in zip(folders[1:], arts[1:], strict=True):
+            if _inputs(art) != _inputs(first):  # one Predictor encodes the input for all
+                raise ValueError(
+                    f"{folder}: its classes, vocabulary or scalers differ from member "
+                    f"{folders[0]}'s; the members of an ensemble must share them"
+                )
+        ensemble = EnsembleClassifier([a.model for a in arts]).eval()
         return replace(first, model=ensemble, meta={**first.meta, "ensemble": body})
     meta = read_artifact_meta(run_dir)
     folder = Path(meta["_folder"])
@@ -202,3 +208,8 @@ def load_artifact(run_dir: str | os.PathLike[str]) -> Artifact:
         scalers=scalers,
         level=str(data.get("level", "char")),
     )
+
+
+def _inputs(art: Artifact) -> tuple[Any, ...]:
+    """What turns raw input into a member's tensors and its outputs into names."""
+    return (art.classes, art.scalers, art.vocab.tokens if art.vocab is not None else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -139,3 +140,23 @@ def test_export_is_one_checked_graph_of_the_averaged_members(ensemble: Path, fmt
             assert a["probabilities"]["1"] == pytest.approx(b["probabilities"]["1"], abs=1e-4)
         meta = json.loads(Path(report["metadata"]).read_text())
         assert meta["preprocessing"]["state"] == {"h": [3, 8], "c": [3, 8]}
+
+
+def test_members_that_encode_inputs_differently_are_refused(ensemble: Path, tmp_path: Path) -> None:
+    from rnnkit.artifact import ensemble_digest
+    from rnnkit.integrity import sha256_file
+
+    copy = tmp_path / "ens"
+    shutil.copytree(ensemble, copy, ignore=shutil.ignore_patterns("checkpoints", "export"))
+    model_json = copy / "members" / "seed6" / "artifact" / "model.json"
+    meta = json.loads(model_json.read_text())
+    meta.pop("meta_sha256")  # as an artifact written before digests: still readable alone
+    meta["classes"] = ["odd", "even"]
+    model_json.write_text(json.dumps(meta))
+    body = json.loads((copy / "ensemble.json").read_text())
+    body["members"][1]["model_json_sha256"] = sha256_file(model_json)
+    body["meta_sha256"] = ensemble_digest(body)
+    (copy / "ensemble.json").write_text(json.dumps(body))
+    Predictor.from_run(copy / "members" / "seed6")  # one member alone loads
+    with pytest.raises(ValueError, match=r"seed6: its classes, vocabulary or scalers differ"):
+        Predictor.from_run(copy)

@@ -80,6 +80,9 @@ def test_full_ensemble_trials_score_the_averaged_members(tmp_path: Path) -> None
     assert trial.value == pytest.approx(float(loss), rel=1e-4)
     single = [json.loads((r / "summary.json").read_text())["metrics"]["val_loss"] for r in runs]
     assert all(abs(trial.value - v) > 1e-6 for v in single)
+    # The study remembers what its trials fitted.
+    with pytest.raises(ValueError, match=r"trial_ensemble 'full' \(now 'one'\); rerun the same"):
+        tune(base, SPACE, TuneOptions(trials=2, search_only=True, root=str(root)))
 
 
 def test_a_space_over_model_ensemble_needs_full_ensemble_trials(tmp_path: Path) -> None:
