@@ -118,6 +118,14 @@ def test_rnnkit_serve_serves_an_ensemble_run(ensemble: Path) -> None:
         answers = httpx.post(f"{base}/predict", json={"inputs": inputs}).json()
         assert answers["outputs"] == Predictor.from_run(ensemble).predict(inputs)
         assert httpx.get(f"{base}/metadata").json()["model_class"] == "EnsembleClassifier"
+        # A session steps every member: after each step, the averaged prefix answer.
+        sid = httpx.post(f"{base}/sessions").json()["id"]
+        seq = inputs[0]
+        steps = httpx.post(f"{base}/sessions/{sid}/step", json={"inputs": seq}).json()["outputs"]
+        whole = Predictor.from_run(ensemble).predict([seq[: k + 1] for k in range(len(seq))])
+        for got, want in zip(steps, whole, strict=True):
+            assert got["label"] == want["label"]
+            assert got["probabilities"]["1"] == pytest.approx(want["probabilities"]["1"], abs=1e-5)
     finally:
         server.terminate()
         server.wait(10)
