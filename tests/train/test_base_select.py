@@ -75,6 +75,9 @@ def test_a_correction_that_hurts_on_validation_leaves_the_bare_base(tmp_path: Pa
     assert choice["base"] < choice["hybrid"]
     assert meta["base_select"] == choice
     assert summary["metrics"]["val_loss"] == pytest.approx(choice["base"])
+    with (run / "metrics.csv").open(encoding="utf-8") as f:  # the training curve: no base row
+        logged = [float(r["val_loss"]) for r in csv.DictReader(f) if r.get("val_loss")]
+    assert logged and min(logged) > choice["base"]
     model = load_run(run).model
     assert not model.head.weight.any() and not model.head.bias.any()  # stored as the bare base
     # The test split was scored with the bare base, as the artifact reproduces it.

@@ -47,7 +47,7 @@ def zero_correction(model: torch.nn.Module) -> None:
 
 
 def select_base(
-    trainer: L.Trainer, built: Built, metrics: dict[str, float], *, monitor: str, mode: str
+    built: Built, metrics: dict[str, float], *, monitor: str, mode: str, accelerator: str = "auto"
 ) -> dict[str, Any]:
     """Validate the bare base of ``built.module.model`` (holding the best checkpoint, whose
     validation is in ``metrics``); keep it zeroed unless the hybrid is strictly better by
@@ -56,8 +56,17 @@ def select_base(
     hybrid = float(metrics.get(monitor, math.nan))
     trained = {k: v.clone() for k, v in model.head.state_dict().items()}
     zero_correction(model)
-    trainer.limit_val_batches = 1.0
-    results = trainer.validate(built.module, datamodule=built.datamodule, verbose=False)
+    # A trainer of its own: the run's logger would add the base's row to metrics.csv, where it
+    # would read as one more validation of the training curve.
+    judge = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=built.use_distributed_sampler,
+    )
+    results = judge.validate(built.module, datamodule=built.datamodule, verbose=False)
     bare_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     bare = bare_metrics.get(monitor, math.nan)
     better = hybrid < bare if mode == "min" else hybrid > bare

@@ -435,8 +435,11 @@ def fit(
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
     chosen: dict[str, Any] = {}
     if final_eval and selects_base(experiment):
-        chosen = {"base_select": select_base(trainer, built, metrics, monitor=monitor, mode=mode)}
-        print(f"base_select: {chosen['base_select']['chosen']} chosen on validation {monitor}")
+        device = experiment.trainer.accelerator
+        choice = select_base(built, metrics, monitor=monitor, mode=mode, accelerator=device)
+        chosen = {"base_select": choice}
+        if trainer.is_global_zero:
+            print(f"base_select: {chosen['base_select']['chosen']} chosen on validation {monitor}")
     if test is None:  # runs on the user's files are always tested (beside their baselines)
         test = experiment.run.test or built.user_files is not None
     if test:
