@@ -5,13 +5,18 @@ An artifact folder (``runs/<name>/artifact/``, written by ``rnnkit.train.run.sav
 experiment as plain data, and the names of the files below), ``vocab.json`` (token inputs),
 ``scalers.json`` (forecasting) and so on. Nothing here imports Lightning or unpickles anything, so
 the serving side (``rnnkit.Predictor``, ``rnnkit serve``) loads a model with this module alone.
+
+A seed ensemble's run folder (``model.ensemble: K``) holds ``ensemble.json`` instead: the member
+runs under ``members/``, each sealed by the SHA-256 of its ``model.json``; ``load_artifact`` gives
+them as one ``EnsembleClassifier``. The writer is ``rnnkit.train.ensemble``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,12 @@ from safetensors.torch import load_model
 from torch import nn
 
 from rnnkit.data.text import Vocab
-from rnnkit.integrity import read_json, reason, verify_artifact
+from rnnkit.integrity import read_json, reason, sha256_file, verify_artifact
+from rnnkit.models.ensemble import EnsembleClassifier
 
 ARTIFACT_FORMAT = "rnnkit.artifact/1"
+ENSEMBLE_FORMAT = "rnnkit.ensemble/1"
+ENSEMBLE_FILE = "ensemble.json"
 
 # model.json "model_class" -> (model class, config class) in rnnkit.models
 MODEL_CLASSES: dict[str, tuple[str, str]] = {
@@ -107,9 +115,70 @@ def build_model(meta: dict[str, Any]) -> nn.Module:
     return cls(config)
 
 
+def is_ensemble(run_dir: str | os.PathLike[str]) -> bool:
+    return (Path(run_dir) / ENSEMBLE_FILE).is_file()
+
+
+def ensemble_digest(body: dict[str, Any]) -> str:
+    """The SHA-256 that seals ``ensemble.json`` (of everything but the digest itself)."""
+    plain = {k: v for k, v in body.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+
+def read_ensemble(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Path]]:
+    """``ensemble.json`` checked (format, own digest, each member's model.json digest) and the
+    member run folders; ``ValueError`` naming the first problem."""
+    root = Path(run_dir)
+    path = root / ENSEMBLE_FILE
+    body = read_json(path)
+    if not isinstance(body, dict) or body.get("format") != ENSEMBLE_FORMAT:
+        got = body.get("format") if isinstance(body, dict) else type(body).__name__
+        raise ValueError(f"{path}: format {got!r} is not {ENSEMBLE_FORMAT!r}")
+    if body.get("meta_sha256") != ensemble_digest(body):
+        raise ValueError(
+            f"{path} is corrupt: its content does not match its recorded SHA-256 "
+            "(damaged or edited after it was written)"
+        )
+    members = body.get("members")
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"{path} is corrupt: 'members' is not a non-empty list")
+    folders = []
+    for entry in members:
+        name = str(entry.get("run", ""))
+        folder = root / name
+        if Path(name).is_absolute() or ".." in Path(name).parts or not name:
+            raise ValueError(f"{path} is corrupt: member folder {name!r} is not inside the run")
+        model_json = folder / "artifact" / "model.json"
+        if not model_json.is_file():
+            raise ValueError(f"{path} names member {name}, whose {model_json} is missing")
+        if sha256_file(model_json) != entry.get("model_json_sha256"):
+            raise ValueError(
+                f"{model_json} does not match the SHA-256 that {path} recorded for member {name}"
+            )
+        folders.append(folder)
+    return body, folders
+
+
 def load_artifact(run_dir: str | os.PathLike[str]) -> Artifact:
     """Rebuild the model of ``run_dir`` (a run directory or artifact folder), load its weights and
-    its preprocessing files."""
+    its preprocessing files.
+
+    A seed ensemble's folder gives its members as one `EnsembleClassifier` (averaged
+    probabilities) with the first member's preprocessing; ``meta`` is the first member's
+    ``model.json`` plus ``"ensemble"``, the checked ``ensemble.json``.
+    """
+    if is_ensemble(run_dir):
+        body, folders = read_ensemble(run_dir)
+        arts = [load_artifact(folder) for folder in folders]
+        first = arts[0]
+        for folder, art in zip(folders[1:], arts[1:], strict=True):
+            if _inputs(art) != _inputs(first):  # one Predictor encodes the input for all
+                raise ValueError(
+                    f"{folder}: its classes, vocabulary or scalers differ from member "
+                    f"{folders[0]}'s; the members of an ensemble must share them"
+                )
+        ensemble = EnsembleClassifier([a.model for a in arts]).eval()
+        return replace(first, model=ensemble, meta={**first.meta, "ensemble": body})
     meta = read_artifact_meta(run_dir)
     folder = Path(meta["_folder"])
     model = build_model(meta)
@@ -139,3 +208,8 @@ def load_artifact(run_dir: str | os.PathLike[str]) -> Artifact:
         scalers=scalers,
         level=str(data.get("level", "char")),
     )
+
+
+def _inputs(art: Artifact) -> tuple[Any, ...]:
+    """What turns raw input into a member's tensors and its outputs into names."""
+    return (art.classes, art.scalers, art.vocab.tokens if art.vocab is not None else None)

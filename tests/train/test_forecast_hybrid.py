@@ -56,7 +56,7 @@ def _experiment(tmp_path: Path, csv_path: Path, **model: Any) -> Any:
 
 def test_predict_reproduces_the_ets_base_from_the_artifact(tmp_path: Path) -> None:
     data = _monthly(tmp_path / "sales.csv", {"north": 60, "south": 72})
-    exp = _experiment(tmp_path, data, base="ets")
+    exp = _experiment(tmp_path, data, base="ets", base_select="never")  # the trained head
     built = build(exp)
     config = built.module.model.config
     assert config.base == "ets" and config.season == 12 and len(config.ets) == 4

@@ -17,8 +17,9 @@ step back by ``step``. At each origin everything is fitted on the data before th
   statistical forecast and starts at zero, i.e. exactly at the base; ``ets_history`` /
   ``arima_history`` are the series' own ETS / ARIMA baselines fitted before the origin and run
   forward to every window's end (`_history_paths`), handed to the model as its base. After
-  training, the bare base competes with the checkpoints on the validation windows, so the RNN
-  departs from it only where validation says it helps. Each (series, origin, seed) leaves a run
+  training, the bare base competes with the best checkpoint on the validation windows
+  (``model.base_select: validation``, `rnnkit.train.base_select`), so the RNN departs from it
+  only where validation says it helps. Each (series, origin, seed) leaves a run
   directory under ``out_dir/runs``; the forecast is made by its best checkpoint (the weights of
   its artifact), or by the bare base where validation preferred it (``head_kept``). The point
   forecast is the Gaussian's median, the 80 % / 95 % intervals its quantiles;
@@ -39,7 +40,6 @@ means, so all three series are forecast at their natural seasonal period.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import shutil
@@ -413,18 +413,14 @@ def fit_rnn(
     )
     built = build(exp, data=parts)
     result = fit(exp, built=built, callbacks=[checks], test=True)
-    model = built.module.model.eval()  # ends on the best checkpoint, as saved in the artifact
+    # The best checkpoint, or its bare base where the validation windows said training did not
+    # beat it (the library's model.base_select; the artifact holds the same weights).
+    model = built.module.model.eval()
     best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
-    head = True
-    if model.config.base != "none":
-        # The untrained hybrid is the bare base: a candidate like any checkpoint. Where the
-        # validation windows say training did not beat it, forecast with the base alone.
-        bare = copy.deepcopy(model)
-        torch.nn.init.zeros_(bare.head.weight)
-        torch.nn.init.zeros_(bare.head.bias)
-        base_mae = _mae_on(bare, _shifted(val))
-        if not base_mae > best_mae:
-            model, head, best_step, best_mae = bare, False, 0, base_mae
+    choice = result.summary.get("base_select") or {}
+    head = choice.get("chosen") != "base"
+    if not head:
+        best_step, best_mae = 0, float(choice["base"])
     x_test, _, *c_test = _shifted([origin])[0]
     x = torch.from_numpy(x_test)[None]  # (1, T, 1)
     c = torch.from_numpy(c_test[0])[None] if c_test else None  # (1, T + H, 2)
@@ -434,15 +430,6 @@ def fit_rnn(
     q = scaler.inverse_transform((q + last).astype(np.float64).reshape(-1, 1), columns=[0])
     q = q.reshape(horizon, len(LEVELS))
     return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir), head)
-
-
-def _mae_on(model: Forecaster, samples: list[tuple[np.ndarray, ...]]) -> float:
-    """The mean absolute error of ``model``'s mean forecast on ``samples`` (the task's val_mae)."""
-    x = torch.from_numpy(np.stack([s[0] for s in samples]))  # (N, T, 1)
-    y = torch.from_numpy(np.stack([s[1] for s in samples]))  # (N, H, 1)
-    c = torch.from_numpy(np.stack([s[2] for s in samples])) if len(samples[0]) > 2 else None
-    with torch.no_grad():
-        return float((model(x, covariates=c).mean - y).abs().mean())
 
 
 # base -> the baseline specs it runs forward ("combined": the mean of the two)

@@ -11,7 +11,8 @@ from rnnkit.cli._common import fail, peek_task, resolve_configs
 USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [--timeout S]
             [--cv K] [--storage URL | journal:PATH] [--study NAME] [--root DIR]
             [--pruner median|hyperband|none]
-            [--search-only] [--no-compare] [--section.key value ...]
+            [--search-only] [--no-compare] [--trial-ensemble one|full]
+            [--section.key value ...]
 
   Searches the recipe's keys with Optuna's TPE sampler; the objective is the best value of the
   monitored validation metric (run.monitor, or the task's default; maximised or minimised as
@@ -23,7 +24,9 @@ USAGE = """rnnkit tune --config RECIPE.yaml [--space SPACE.yaml] [--trials N] [-
   the command continues it, and --trials counts every finished trial of the study. Several
   workers share one study with --storage journal:PATH (or an RDB URL) and --search-only; one
   final run without --search-only writes best.yaml, the refit, trials.csv, report.json and the
-  plots. See docs/tuning.md.
+  plots. A recipe with model.ensemble K: each trial fits one member (the single model's
+  hyperparameters, K times cheaper) unless --trial-ensemble full (all K, averaged); the refit
+  fits all K. See docs/tuning.md.
 """
 
 
@@ -41,6 +44,7 @@ def _options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
     parser.add_argument("--search-only", action="store_true")
     parser.add_argument("--no-compare", action="store_true")
+    parser.add_argument("--trial-ensemble", choices=("one", "full"), default="one")
     return parser.parse_known_args(args)
 
 
@@ -82,6 +86,7 @@ def main(args: Sequence[str]) -> int:
         pruner=opts.pruner,
         search_only=opts.search_only,
         compare=not opts.no_compare,
+        trial_ensemble=opts.trial_ensemble,
     )
     result = tune(base, space, options)
     if not result.report:

@@ -34,6 +34,7 @@ from rnnkit.cells import RecurrentCell
 from rnnkit.export._loop import cell_loop
 from rnnkit.models import Forecaster, LanguageModel, Seq2Seq, SequenceClassifier, SequenceTagger
 from rnnkit.models._common import final_hidden
+from rnnkit.models.ensemble import EnsembleClassifier
 from rnnkit.recurrent import Recurrent
 from rnnkit.types import LSTMState, State
 
@@ -205,6 +206,15 @@ class Graph(nn.Module):
     """One exportable graph of a model; ``spec`` names its inputs and outputs."""
 
     spec: GraphSpec
+    rnn: StatefulRecurrent
+
+    def zeros(self, batch: int) -> Flat:
+        """The zero state of ``batch`` rows, as the state inputs of ``spec``."""
+        return self.rnn.zeros(batch)
+
+    def script_loops(self) -> None:
+        """Build the scripted time loops that ``scripting()`` mode runs."""
+        self.rnn.script_loops()
 
 
 class LanguageModelGraph(Graph):
@@ -262,6 +272,40 @@ class ClassifierGraph(Graph):
                 keys = m.attention.keys(out)
                 features, _ = _attend(m.attention, query, out, mask[..., 0], keys)
         return (m.head(features), *final)
+
+
+class EnsembleClassifierGraph(Graph):
+    """K classifier graphs answering as one `EnsembleClassifier`: each state tensor holds the
+    members' states stacked along its first axis ``(K*L*D, B, size)``, so a stream steps every
+    member and the state travels (server sessions, signed tokens) as one model's does."""
+
+    def __init__(self, model: EnsembleClassifier) -> None:
+        super().__init__()
+        self.model = model
+        graphs = [ClassifierGraph(m) for m in model.members]  # type: ignore[arg-type]
+        self.members = nn.ModuleList(graphs)
+        self._graphs = graphs  # the same modules, typed
+        spec = graphs[0].spec
+        self.spec = GraphSpec(spec.inputs, spec.outputs, dict(spec.dynamic), spec.state)
+        self.rows = int(graphs[0].zeros(1)[0].shape[0])  # L*D of one member
+
+    def zeros(self, batch: int) -> Flat:
+        parts = [g.zeros(batch) for g in self._graphs]
+        return tuple(torch.cat([p[k] for p in parts]) for k in range(len(parts[0])))
+
+    def script_loops(self) -> None:
+        for g in self._graphs:
+            g.script_loops()
+
+    def forward(self, x: Tensor, lengths: Tensor, state: Flat) -> tuple[Tensor, ...]:
+        logits, finals = [], []
+        for i, g in enumerate(self._graphs):
+            own = tuple(s[i * self.rows : (i + 1) * self.rows] for s in state)  # (L*D, B, size)
+            out = g(x, lengths, own)
+            logits.append(out[0])
+            finals.append(out[1:])
+        joined = (torch.cat([f[k] for f in finals]) for k in range(len(state)))
+        return (self.model.combine(torch.stack(logits)), *joined)  # (B, C), state
 
 
 class TaggerGraph(Graph):
@@ -432,6 +476,8 @@ def graphs_for(model: nn.Module) -> dict[str, Graph]:
         return {"main": LanguageModelGraph(model)}
     if isinstance(model, SequenceClassifier):
         return {"main": ClassifierGraph(model)}
+    if isinstance(model, EnsembleClassifier):
+        return {"main": EnsembleClassifierGraph(model)}
     if isinstance(model, SequenceTagger):
         return {"main": TaggerGraph(model)}
     if isinstance(model, Forecaster):
@@ -447,7 +493,11 @@ def graph_specs(model: nn.Module) -> dict[str, GraphSpec]:
 
 
 def state_shapes(model: nn.Module) -> dict[str, list[int]]:
-    """The state the main graph (a seq2seq model's decoder) carries: name -> ``[L*D, size]``."""
+    """The state the main graph (a seq2seq model's decoder) carries: name -> ``[L*D, size]``
+    (an ensemble's K members stacked: ``[K*L*D, size]``)."""
+    if isinstance(model, EnsembleClassifier):
+        one = state_shapes(model.members[0])
+        return {n: [len(model.members) * rows, size] for n, (rows, size) in one.items()}
     layer = model.decoder if isinstance(model, Seq2Seq) else model.rnn
     assert isinstance(layer, Recurrent)
     zeros = _flat(layer.init_state(1, device=torch.device("meta")))
@@ -463,6 +513,8 @@ def streaming_blocker(model: nn.Module) -> str | None:
     Streaming at ``T = 1`` equals the whole sequence only when nothing reads the future (a
     bidirectional layer does) and nothing pools over all steps (mean, max, attention pooling).
     """
+    if isinstance(model, EnsembleClassifier):
+        return streaming_blocker(model.members[0])  # members share one config
     rnn = getattr(model, "rnn", None)
     if isinstance(model, Seq2Seq):
         return "a seq2seq model reads the whole source first; use translate"

@@ -59,8 +59,7 @@ def example_feeds(model: torch.nn.Module, x: np.ndarray, lengths: np.ndarray) ->
 
 
 def _zero_state(rt: TorchRuntime, graph: str, batch: int) -> Arrays:
-    g = rt.graphs[graph]
-    zeros = g.rnn.zeros(batch)  # type: ignore[union-attr, operator]
+    zeros = rt.graphs[graph].zeros(batch)
     return {n: z.numpy() for n, z in zip(rt.specs[graph].state, zeros, strict=True)}
 
 

@@ -58,7 +58,7 @@ def export_torchscript(
 
     def write(staged: dict[str, Path]) -> ScriptRuntime:
         for name, graph in graphs.items():
-            graph.rnn.script_loops()  # type: ignore[operator, union-attr]
+            graph.script_loops()
             args = specs[name].arguments({k: torch.from_numpy(v) for k, v in example[name].items()})
             with scripting(), torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")

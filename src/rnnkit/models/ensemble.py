@@ -31,7 +31,11 @@ class EnsembleClassifier(nn.Module):
         self.config: Any = members[0].config
 
     def forward(self, x: Tensor, *, lengths: Tensor | None = None) -> Tensor:
-        outs = torch.stack([m(x, lengths=lengths) for m in self.members])  # (K, B, C)
+        return self.combine(torch.stack([m(x, lengths=lengths) for m in self.members]))
+
+    def combine(self, outs: Tensor) -> Tensor:
+        """The members' outputs ``(K, B, C)`` as the ensemble's ``(B, C)`` (also what the export
+        graph runs, so eager, ONNX and TorchScript combine alike)."""
         if self.config.task == "regression":
             return outs.mean(0)
         return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=0) - math.log(len(outs))

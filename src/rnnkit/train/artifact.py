@@ -11,8 +11,6 @@ from torch import nn
 
 from rnnkit.artifact import load_artifact
 from rnnkit.data.text import Vocab
-from rnnkit.models.ensemble import EnsembleClassifier
-from rnnkit.train.ensemble import is_ensemble, read_ensemble
 
 
 @dataclass
@@ -36,13 +34,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
     """
     from rnnkit.train.experiment_io import experiment_from_dict
 
-    if is_ensemble(run_dir):
-        body, folders = read_ensemble(run_dir)
-        arts = [load_artifact(folder) for folder in folders]
-        model = EnsembleClassifier([a.model for a in arts]).eval()
-        meta = {**arts[0].meta, "ensemble": body}
-        experiment = experiment_from_dict(body["experiment"])
-        return LoadedRun(Path(run_dir), arts[0].task, model, meta, experiment, arts[0].vocab)
     art = load_artifact(run_dir)
-    experiment = experiment_from_dict(art.meta.get("experiment", {"task": art.task}))
+    recorded = art.meta["ensemble"]["experiment"] if "ensemble" in art.meta else None
+    experiment = experiment_from_dict(recorded or art.meta.get("experiment", {"task": art.task}))
     return LoadedRun(Path(run_dir), art.task, art.model, art.meta, experiment, art.vocab)

@@ -96,6 +96,10 @@ class ForecasterSpec(_Checked):
     # "given": the last known covariate's future steps (an app computes them; see the model).
     base: Literal["none", "naive", "seasonal_naive", "ets", "given"] = "none"
     season: int = 0  # the base's period; 0: from the data (its frequency, or the app's season)
+    # "validation": at the end of the run the bare base competes with the best checkpoint on the
+    # validation split (the run's monitor); the correction is kept only if strictly better
+    # (`rnnkit.train.base_select`). "never": always the trained hybrid.
+    base_select: Literal["validation", "never"] = "validation"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -34,6 +34,7 @@ from rnnkit.integrity import clean_orphans
 from rnnkit.models.ensemble import EnsembleClassifier
 from rnnkit.provenance import versions
 from rnnkit.train.artifact import load_run
+from rnnkit.train.base_select import select_base, selects_base
 from rnnkit.train.config import Common, monitor_mode, monitor_tiebreak, parse_duration
 from rnnkit.train.ensemble import ENSEMBLE_FILE, member_name, write_ensemble
 from rnnkit.train.in_memory import stored_parts, stored_split_files
@@ -432,15 +433,25 @@ def fit(
             weights_only=True,
         )
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
+    chosen: dict[str, Any] = {}
+    if final_eval and selects_base(experiment):
+        device = experiment.trainer.accelerator
+        choice = select_base(built, metrics, monitor=monitor, mode=mode, accelerator=device)
+        chosen = {"base_select": choice}
+        if trainer.is_global_zero:
+            print(f"base_select: {chosen['base_select']['chosen']} chosen on validation {monitor}")
     if test is None:  # runs on the user's files are always tested (beside their baselines)
         test = experiment.run.test or built.user_files is not None
     if test:
-        metrics.update(_test_best(trainer, built, best_path))
+        bare = chosen.get("base_select", {}).get("chosen") == "base"  # not the checkpoint's head
+        metrics.update(_test_best(trainer, built, None if bare else best_path))
     metrics.update(built.baselines)
     wall = time.perf_counter() - start
     summary: dict[str, Any] = {}
     if trainer.is_global_zero:
-        summary = _finish(experiment, built, trainer, run_dir, metrics, wall, best_path, restarts)
+        summary = _finish(
+            experiment, built, trainer, run_dir, metrics, wall, best_path, {**restarts, **chosen}
+        )
         if judge is not None and (final_eval or test):  # baselines and verdict beside them
             summary.update(judge(built, metrics, experiment, run_dir))
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
@@ -591,13 +602,14 @@ def _fit_ensemble(
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
 
 
-def _test_best(trainer: L.Trainer, built: Built, best_path: Path) -> dict[str, float]:
-    """Score the whole test split with the best checkpoint (the last weights if there is none)."""
+def _test_best(trainer: L.Trainer, built: Built, best_path: Path | None) -> dict[str, float]:
+    """Score the whole test split with the best checkpoint (the module's weights if there is none,
+    or with ``best_path`` None)."""
     trainer.limit_test_batches = 1.0
     results = trainer.test(
         built.module,
         datamodule=built.datamodule,
-        ckpt_path=str(best_path) if best_path.is_file() else None,
+        ckpt_path=str(best_path) if best_path is not None and best_path.is_file() else None,
         verbose=False,
         weights_only=True,
     )
@@ -628,8 +640,10 @@ def _finish(
     metrics: dict[str, float],
     wall: float,
     best_path: Path,
-    restarts: dict[str, Any],
+    recorded: dict[str, Any],
 ) -> dict[str, Any]:
+    """Write the artifact and ``summary.json``; ``recorded``: choices made on the way (restarts,
+    base_select) for the summary (and ``base_select`` for ``model.json`` too)."""
     module = built.module
     model = module.model
     save_artifact(
@@ -640,6 +654,7 @@ def _finish(
         extra_json={
             "experiment": json.loads(json.dumps(asdict(experiment))),
             **built.artifact_json,
+            **({"base_select": recorded["base_select"]} if "base_select" in recorded else {}),
         },
         files={**built.files, **built.binary_files},
     )
@@ -673,7 +688,7 @@ def _finish(
             "artifact": "artifact/",
         },
         **extras,
-        **restarts,
+        **recorded,
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -127,6 +127,13 @@ def write_outputs(
         if options.cv
         else "validation split"
     )
+    refit_members = int(getattr(tuned.model, "ensemble", 1))
+    trial_members = int(best.user_attrs.get("members", 1))
+    if refit_members > 1 or trial_members > 1:  # what a trial's score is of, beside the refit's
+        where += (
+            f"; each trial fitted {trial_members} member(s) (--trial-ensemble "
+            f"{options.trial_ensemble}), the refit fits model.ensemble = {refit_members}"
+        )
     header = (
         f"Tuned by rnnkit tune: study {study.study_name!r}, trial {best.number}, "
         f"{metric} {best.value:.6g} ({where}).\n"
@@ -164,6 +171,11 @@ def write_outputs(
             "params": dict(recipe_trial.params),
         },
         "refit": "train split, validation split choosing the checkpoint (as rnnkit fit does)",
+        "ensemble": {
+            "trial_ensemble": options.trial_ensemble,
+            "trial_members": trial_members,
+            "refit_members": refit_members,
+        },
         "runs": {
             name: {
                 "run_dir": run["run_dir"],

@@ -22,6 +22,12 @@ replaced by one that raises, so a search that reached for the test split would f
 peek. A pruner sees the metric at every validation (or the running fold mean after every fold)
 and stops poor trials early.
 
+A recipe with ``model.ensemble: K`` searches the single model's hyperparameters: each trial fits
+one member (seed ``seed``), K times cheaper, and the refit fits all K as ``rnnkit fit`` would.
+``trial_ensemble="full"`` makes every trial fit its K members on the same split (or fold) and
+score their averaged probabilities instead (no pruning inside a trial then: a member's curve is
+not the ensemble's), which a space that searches ``model.ensemble`` itself needs.
+
 The refit trains ``best.yaml`` exactly as ``rnnkit fit --config best.yaml`` would: on the training
 split, with the validation split choosing the checkpoint. Training on train+validation was left out
 on purpose: the recipe could then not reproduce the refit, checkpoint selection and early stopping
@@ -52,11 +58,13 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from rnnkit.evaluate.reference import judge_run
 from rnnkit.evaluate.splits import kfold, walk_forward
 from rnnkit.integrity import atomic_write_text
+from rnnkit.models.ensemble import EnsembleClassifier
 from rnnkit.provenance import versions
 from rnnkit.train import Built, build, fit
 from rnnkit.tune.space import Param, check_space, direction_of, space_yaml, with_params
 
 Pruner = Literal["median", "hyperband", "none"]
+TrialEnsemble = Literal["one", "full"]
 
 
 @dataclass
@@ -72,6 +80,7 @@ class TuneOptions:
     pruner: Pruner = "median"  # stops trials whose metric trails the median of earlier ones
     search_only: bool = False  # run trials only (extra workers); no refit, plots or report
     compare: bool = True  # also fit the untuned recipe and test it beside the tuned one
+    trial_ensemble: TrialEnsemble = "one"  # model.ensemble K: trials fit 1 member, or all K
 
 
 @dataclass
@@ -279,10 +288,18 @@ class _Objective:
     """One trial: sample, apply, train (per fold), return the best monitored validation value."""
 
     def __init__(
-        self, base: Any, space: list[Param], *, monitor: str, maximize: bool, cv: int, root: Path
+        self,
+        base: Any,
+        space: list[Param],
+        *,
+        monitor: str,
+        maximize: bool,
+        cv: int,
+        root: Path,
+        full_ensemble: bool = False,
     ) -> None:
         self.base, self.space, self.monitor, self.maximize = base, space, monitor, maximize
-        self.cv, self.trials_dir = cv, root / "trials"
+        self.cv, self.trials_dir, self.full_ensemble = cv, root / "trials", full_ensemble
 
     def _experiment(self, params: dict[str, Any], name: str) -> Any:
         run = {
@@ -297,16 +314,63 @@ class _Objective:
         result = fit(experiment, built=built, callbacks=[watch], final_eval=False, test=False)
         shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
 
+    def _built(self, experiment: Any, fold: int | None, folds_of: Any) -> Built:
+        """``experiment``'s data with the test split sealed, or fold ``fold`` of it (the folds
+        of ``folds_of``, the trial's experiment: an ensemble's members share them)."""
+        built = build(experiment)
+        seal_test(built.datamodule)
+        if fold is None:
+            return built
+        pool = cv_pool(built)
+        train_idx, val_idx = fold_indices(folds_of, pool, self.cv)[fold]
+        return _fold_built(built, pool, train_idx, val_idx)
+
+    def _ensemble_value(self, experiment: Any, fold: int | None) -> tuple[float, list[int]]:
+        """Fit the trial's K members (seeds ``seed`` ..) on one split or fold, each keeping its
+        best checkpoint, and validate their averaged probabilities on that split: the monitored
+        value and each member's best step."""
+        k, models, steps = experiment.model.ensemble, [], []
+        built: Built | None = None
+        for seed in range(experiment.seed, experiment.seed + k):
+            name = f"{experiment.run.name}-seed{seed}"
+            member = with_params(experiment, {"seed": seed, "model.ensemble": 1, "run.name": name})
+            built = self._built(member, fold, experiment)
+            watch = WatchMetric(self.monitor, maximize=self.maximize)
+            # final_eval validates the best checkpoint, which loads it into built.module.
+            result = fit(member, built=built, callbacks=[watch], final_eval=True, test=False)
+            shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+            models.append(built.module.model)
+            steps.append(watch.best_step)
+        assert built is not None
+        built.module.model = EnsembleClassifier(models)
+        trainer = L.Trainer(
+            accelerator=experiment.trainer.accelerator,
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        results = trainer.validate(built.module, datamodule=built.datamodule, verbose=False)
+        value = float(results[0].get(self.monitor, math.nan)) if results else math.nan
+        if not math.isfinite(value):
+            raise RuntimeError(f"{self.monitor} of the averaged members is not a finite number")
+        return value, steps
+
     def __call__(self, trial: Any) -> float:
         import optuna
 
         params = {p.key: p.suggest(trial) for p in self.space}
         trial.set_user_attr("values", params)  # as applied (stepped floats rounded)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        members = _ensemble_size(self._experiment(params, "probe")) if self.full_ensemble else 1
+        trial.set_user_attr("members", members)
+        if members > 1:
+            return self._ensemble_trial(trial, params)
+        one = {"model.ensemble": 1} if _ensemble_size(self.base) > 1 else {}
+        params = {**params, **one}
         if self.cv == 0:
             experiment = self._experiment(params, f"{trial.number:04d}")
-            built = build(experiment)
-            seal_test(built.datamodule)
+            built = self._built(experiment, None, experiment)
             watch = WatchMetric(self.monitor, maximize=self.maximize, trial=trial)
             self._fit(experiment, built, watch)
             trial.set_user_attr("best_step", watch.best_step)
@@ -317,12 +381,8 @@ class _Objective:
         steps: list[int] = []
         for k in range(self.cv):
             experiment = self._experiment(params, f"{trial.number:04d}-fold{k}")
-            built = build(experiment)
-            seal_test(built.datamodule)
-            pool = cv_pool(built)
-            train_idx, val_idx = fold_indices(experiment, pool, self.cv)[k]
             watch = WatchMetric(self.monitor, maximize=self.maximize)
-            self._fit(experiment, _fold_built(built, pool, train_idx, val_idx), watch)
+            self._fit(experiment, self._built(experiment, k, experiment), watch)
             values.append(_value(watch))
             steps.append(watch.best_step)
             trial.set_user_attr("fold_values", values)
@@ -331,6 +391,30 @@ class _Objective:
             if k < self.cv - 1 and trial.should_prune():
                 raise optuna.TrialPruned()
         return statistics.fmean(values)
+
+    def _ensemble_trial(self, trial: Any, params: dict[str, Any]) -> float:
+        """A trial of K members per split or fold (``trial_ensemble="full"``); pruned only
+        between folds."""
+        import optuna
+
+        if self.cv == 0:
+            experiment = self._experiment(params, f"{trial.number:04d}")
+            value, steps = self._ensemble_value(experiment, None)
+            trial.set_user_attr("member_best_steps", steps)
+            return value
+        values: list[float] = []
+        for k in range(self.cv):
+            experiment = self._experiment(params, f"{trial.number:04d}-fold{k}")
+            values.append(self._ensemble_value(experiment, k)[0])
+            trial.set_user_attr("fold_values", values)
+            trial.report(statistics.fmean(values), step=k)
+            if k < self.cv - 1 and trial.should_prune():
+                raise optuna.TrialPruned()
+        return statistics.fmean(values)
+
+
+def _ensemble_size(experiment: Any) -> int:
+    return int(getattr(experiment.model, "ensemble", 1))
 
 
 def _value(watch: WatchMetric) -> float:
@@ -408,11 +492,16 @@ def _open_study(
         direction=direction,
         load_if_exists=True,
     )
-    wanted = {"metric": metric, "cv": options.cv, "experiment": _searched_base(base)}
+    wanted = {
+        "metric": metric,
+        "cv": options.cv,
+        "trial_ensemble": options.trial_ensemble,
+        "experiment": _searched_base(base),
+    }
     held = study.user_attrs
     diffs = [
         f"{k} {held[k]!r} (now {wanted[k]!r})"
-        for k in ("metric", "cv")
+        for k in ("metric", "cv", "trial_ensemble")
         if k in held and held[k] != wanted[k]
     ]
     if "experiment" in held and held["experiment"] != wanted["experiment"]:
@@ -471,6 +560,13 @@ def tune(base: Any, space: list[Param], options: TuneOptions) -> TuneResult:
         raise ValueError(f"--trials must be >= 1, got {options.trials}")
     if options.cv == 1 or options.cv < 0:
         raise ValueError(f"--cv must be 0 (the validation split) or >= 2 folds, got {options.cv}")
+    if options.trial_ensemble not in ("one", "full"):
+        raise ValueError(f"--trial-ensemble must be one or full, got {options.trial_ensemble!r}")
+    if options.trial_ensemble == "one" and any(p.key == "model.ensemble" for p in space):
+        raise ValueError(
+            "the space searches model.ensemble, but each trial fits one member "
+            "(--trial-ensemble one); pass --trial-ensemble full"
+        )
     check_space(base, space)
     probe = build(base)  # the recipe builds, and the data decides the monitor and the folds
     metric = base.run.monitor or probe.module.monitor_default
@@ -484,7 +580,13 @@ def tune(base: Any, space: list[Param], options: TuneOptions) -> TuneResult:
     atomic_write_text(root / "space.yaml", space_yaml(space))
     study = _open_study(base, space, options, root, metric=metric, direction=direction)
     objective = _Objective(
-        base, space, monitor=metric, maximize=direction == "maximize", cv=options.cv, root=root
+        base,
+        space,
+        monitor=metric,
+        maximize=direction == "maximize",
+        cv=options.cv,
+        root=root,
+        full_ensemble=options.trial_ensemble == "full",
     )
     remaining = options.trials - _finished(study)
     if remaining > 0:

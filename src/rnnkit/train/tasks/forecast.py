@@ -202,7 +202,7 @@ def build_forecaster(experiment: ForecastingExperiment, data: Any = None) -> Bui
         target_size=targets,
         covariate_size=covariates,
         horizon=horizon,
-        **spec_dict(spec, drop=("season",)),
+        **spec_dict(spec, drop=("season", "base_select")),
         season=season,
         **_fit_base(spec.base, parts, season=season, horizon=horizon),
     )
