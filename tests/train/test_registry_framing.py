@@ -1,0 +1,65 @@
+"""``data.frame`` on a registry set (`rnnkit fit --data.source gunpoint`): the builder frames every
+split by the frame of the training lengths, model.json records it, and the serving `Predictor`
+turns a raw (unscaled, unframed) series into the very input the model was tested on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit.data import load
+from rnnkit.data.framing import frame_series
+from rnnkit.predictor import Predictor
+from rnnkit.train.config import (
+    EarlyStoppingConfig,
+    RunConfig,
+    SequenceDataConfig,
+    TrainerConfig,
+)
+from rnnkit.train.predict import load_run
+from rnnkit.train.specs import ClassificationExperiment, ClassifierSpec
+from rnnkit.train.trainer import build, fit
+
+
+def _experiment(tmp_path: Path, frame: int | str | None) -> ClassificationExperiment:
+    return ClassificationExperiment(
+        seed=0,
+        data=SequenceDataConfig(source="gunpoint", batch_size=16, frame=frame),
+        model=ClassifierSpec(hidden_size=8, cell="gru"),
+        trainer=TrainerConfig(
+            max_steps=2, val_check_interval=2, enable_progress_bar=False, num_threads=1
+        ),
+        early_stopping=EarlyStoppingConfig(enabled=False),
+        run=RunConfig(root=str(tmp_path), name=f"frame-{frame}", plot=False),
+    )
+
+
+def test_registry_set_is_framed_and_served_alike(tmp_path: Path) -> None:
+    result = fit(_experiment(tmp_path, "auto"), final_eval=False)
+    meta = json.loads((result.run_dir / "artifact" / "model.json").read_text())
+    assert meta["frame"] == 5  # GunPoint: 150 steps, ceil(150 / 30)
+    assert meta["model_config"]["input_size"] == 5
+    raw = load("gunpoint", scale=False).test.sequences[:3]  # the archive's values, (150, 1)
+    served = Predictor.from_run(result.run_dir).predict([x.numpy().tolist() for x in raw])
+    built = build(load_run(result.run_dir).experiment)  # the builder's framed test split
+    model = load_run(result.run_dir).model
+    x = torch.stack([torch.as_tensor(built.datamodule.parts[2][i][0]) for i in range(3)])
+    assert x.shape == (3, 30, 5)
+    with torch.no_grad():
+        probs = torch.softmax(model(x), -1).numpy()
+    for answer, p in zip(served, probs, strict=True):
+        np.testing.assert_allclose(list(answer["probabilities"].values()), p, atol=1e-5)
+
+
+def test_registry_frame_off_or_fixed(tmp_path: Path) -> None:
+    off = build(_experiment(tmp_path, None))
+    assert off.model_config.input_size == 1 and "frame" not in off.artifact_json
+    assert len(off.datamodule.parts[0][0][0]) == 150
+    fixed = build(_experiment(tmp_path, 7))
+    assert fixed.model_config.input_size == 7 and fixed.artifact_json["frame"] == 7
+    x_off, x_fixed = off.datamodule.parts[0][0][0], fixed.datamodule.parts[0][0][0]
+    assert tuple(x_fixed.shape) == (22, 7)  # ceil(150 / 7), the tail padded with the last step
+    np.testing.assert_allclose(np.asarray(x_fixed), frame_series(np.asarray(x_off), 7))
