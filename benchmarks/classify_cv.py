@@ -59,7 +59,7 @@ FRAMING: dict[str, tuple[Any, float]] = {
     "q90": ("auto", 0.9),
     "none": (None, 0.5),
 }
-FRAMING_SETS = ["plaid", "gunpoint", "basic_motions", "japanese_vowels"]
+FRAMING_SETS = ["plaid", "gunpoint", "gunpoint_outlier", "basic_motions", "japanese_vowels"]
 # the recipe's model, one member, a capped budget (the study compares inputs, not training length)
 FRAMING_TRAINING: dict[str, Any] = {
     "model": {"ensemble": 1},

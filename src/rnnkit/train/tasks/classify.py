@@ -98,7 +98,9 @@ def framed_splits(data: Any, d: SequenceDataConfig) -> tuple[Any, int]:
     lengths): the splits, with ``n_features`` widened, and the frame. Registry sets only: data an
     application built in memory arrives as it should be read, and user files frame in their
     encoder (`rnnkit.train.user_data`)."""
-    lengths = [len(x) for x, *_ in as_parts(data)[0]]
+    if "n_features" not in data.meta:  # token ids: nothing to frame
+        return data, 1
+    lengths = [len(x) for x in data.train.sequences]
     frame = frame_size(lengths, frame=d.frame, steps=d.frame_steps, quantile=d.frame_quantile)
     if frame == 1:
         return data, 1
@@ -126,14 +128,12 @@ def _length(sample: Any) -> int:
 
 def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> Built:
     d = experiment.data
+    frame = 1  # in-memory data (an application's, the user's encoded files) comes framed
     if data is None and d.source.startswith("synthetic_"):
         data = synthetic_parts(d)
         data.meta.update({"classes": ["0", "1"], "n_features": 1})
     elif data is None:
-        data = registry_splits(d)
-    frame = 1
-    if "n_features" in data.meta and not d.source.startswith("synthetic_"):
-        data, frame = framed_splits(data, d)
+        data, frame = framed_splits(registry_splits(d), d)
     parts, meta = as_parts(data), data.meta
     require_meta(data, "classification", "classes", "vocab|n_features")
     vocab = meta.get("vocab")
