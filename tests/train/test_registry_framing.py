@@ -21,6 +21,7 @@ from rnnkit.train.config import (
 )
 from rnnkit.train.predict import load_run
 from rnnkit.train.specs import ClassificationExperiment, ClassifierSpec
+from rnnkit.train.tasks import DataParts
 from rnnkit.train.trainer import build, fit
 
 
@@ -63,3 +64,18 @@ def test_registry_frame_off_or_fixed(tmp_path: Path) -> None:
     x_off, x_fixed = off.datamodule.parts[0][0][0], fixed.datamodule.parts[0][0][0]
     assert tuple(x_fixed.shape) == (22, 7)  # ceil(150 / 7), the tail padded with the last step
     np.testing.assert_allclose(np.asarray(x_fixed), frame_series(np.asarray(x_off), 7))
+
+
+def test_in_memory_data_is_never_reframed(tmp_path: Path) -> None:
+    """An application's samples (and the user's encoded files) arrive as the model reads them."""
+    splits = load("gunpoint", val_fraction=0.2)
+    parts = DataParts(
+        *(
+            list(zip(p.sequences, p.labels, strict=True))
+            for p in (splits.train, splits.val, splits.test)
+        ),
+        meta={"classes": splits.meta["classes"], "n_features": 1},
+    )
+    built = build(_experiment(tmp_path, "auto"), data=parts)
+    assert built.model_config.input_size == 1 and "frame" not in built.artifact_json
+    assert len(built.datamodule.parts[0][0][0]) == 150
