@@ -102,6 +102,31 @@ def _train_split(name: str) -> tuple[Any, dict[str, Any]]:
     return SequenceDataset(seqs, ids, source=f"{name} train"), {"classes": names}
 
 
+def framing_table(paths: list[Path]) -> str:
+    """Markdown: one row per (data set, JSON), mean CV accuracy and the frames per rule."""
+    rules = list(FRAMING)
+    head = "| set (lengths min/median/max) | CV seed, epochs | " + " | ".join(rules) + " |"
+    lines = [head, "|---|---|" + "---|" * len(rules)]
+    for path in paths:
+        res = json.loads(path.read_text())
+        epochs = res["training"]["trainer"]["max_epochs"]
+        for name, per in res["datasets"].items():
+            n = per["lengths"]
+            cells = []
+            for rule in rules:
+                r = per.get(rule)
+                if r is None:
+                    cells.append("")
+                elif "skipped" in r:
+                    cells.append("skipped")
+                else:
+                    frames = "/".join(str(f) for f in sorted(set(r["frames"])))
+                    cells.append(f"{r['mean']:.3f} (frame {frames})")
+            where = f"{name} ({n['min']}/{n['median']:g}/{n['max']})"
+            lines.append(f"| {where} | {res['seed']}, {epochs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
     from sklearn.model_selection import StratifiedKFold
@@ -124,11 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--none_max_len", type=int, default=200, help="framing: 'none' up to this T")
     p.add_argument("--append", action="store_true", help="keep the JSON's other data sets")
+    p.add_argument("--max_epochs", type=int, default=40, help="framing: training epochs at most")
+    p.add_argument("--patience", type=int, default=10, help="framing: early-stopping patience")
+    p.add_argument("--table", nargs="*", help="print the markdown table of these framing JSONs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "runs" / "classify_cv"))
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "classify_cv.json"))
     args = p.parse_args(argv)
+    if args.table:
+        print(framing_table([Path(t) for t in args.table]))
+        return 0
     framing = args.study == "framing"
+    training = merge(
+        FRAMING_TRAINING,
+        {"trainer": {"max_epochs": args.max_epochs}, "early_stopping": {"patience": args.patience}},
+    )
     table = FRAMING if framing else SETTINGS
     args.settings = args.settings or (list(FRAMING) if framing else list(SETTINGS)[:5])
     unknown = [s for s in args.settings if s not in table]
@@ -149,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "study": args.study,
         "settings": {k: table[k] for k in args.settings},
-        "training": FRAMING_TRAINING if framing else "the recipe's experiment with the setting",
+        "training": training if framing else "the recipe's experiment with the setting",
         "load_before": os.getloadavg(),
         "datasets": {},
     }
@@ -176,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             if framing and setting == "none" and lengths.max() > args.none_max_len:
                 per[setting] = {"skipped": f"longest series {lengths.max()} > --none_max_len"}
                 continue
-            over = FRAMING_TRAINING if framing else SETTINGS[setting]
+            over = training if framing else SETTINGS[setting]
             config = merge(base, {"experiment": over})
             accs, walls, frames = [], [], []
             for k, (tr, te) in enumerate(folds.split(np.zeros(len(labels)), labels)):
