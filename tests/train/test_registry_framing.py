@@ -66,6 +66,22 @@ def test_registry_frame_off_or_fixed(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.asarray(x_fixed), frame_series(np.asarray(x_off), 7))
 
 
+def test_baselines_of_a_framed_registry_set_read_the_steps(tmp_path: Path) -> None:
+    """1-NN Euclidean/DTW score the series as a run on the same rows as files does: step by step."""
+    from rnnkit.evaluate.run_inputs import run_inputs
+
+    exp = _experiment(tmp_path, "auto")
+    built = build(exp)
+    assert built.artifact_json["frame"] == 5
+    suite, inputs = run_inputs(built, exp, split="test")  # type: ignore[misc]
+    assert suite == "classification"
+    assert {x.shape for x in inputs["train"][0]} == {(150, 1)}
+    assert len(inputs["test"][0]) == 150  # GunPoint's test split
+    steps = np.concatenate([x.ravel() for x in inputs["test"][0][:2]])
+    framed = np.concatenate([np.asarray(x).ravel() for x, _ in list(built.datamodule.parts[2])[:2]])
+    np.testing.assert_allclose(steps, framed, rtol=1e-6)  # the same values, frame by frame
+
+
 def test_in_memory_data_is_never_reframed(tmp_path: Path) -> None:
     """An application's samples (and the user's encoded files) arrive as the model reads them."""
     splits = load("gunpoint", val_fraction=0.2)

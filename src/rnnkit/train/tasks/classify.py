@@ -129,11 +129,15 @@ def _length(sample: Any) -> int:
 def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> Built:
     d = experiment.data
     frame = 1  # in-memory data (an application's, the user's encoded files) comes framed
+    reference: dict[str, Any] = {}
     if data is None and d.source.startswith("synthetic_"):
         data = synthetic_parts(d)
         data.meta.update({"classes": ["0", "1"], "n_features": 1})
     elif data is None:
-        data, frame = framed_splits(registry_splits(d), d)
+        steps = registry_splits(d)
+        data, frame = framed_splits(steps, d)
+        if frame > 1:  # the baselines read the series step by step, as on user files
+            reference["unframed"] = (steps.train, steps.val, steps.test)
     parts, meta = as_parts(data), data.meta
     require_meta(data, "classification", "classes", "vocab|n_features")
     vocab = meta.get("vocab")
@@ -157,4 +161,5 @@ def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> 
             **({"frame": frame} if frame > 1 else {}),
         },
         train_transform=config_transform(d),
+        reference=reference,
     )
