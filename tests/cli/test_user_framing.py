@@ -1,6 +1,6 @@
 """`rnnkit fit` + `rnnkit predict` on a user's file of long, variable-length series with framing
-on (``data.frame: auto``): the frame comes from the training lengths, is recorded in the run, and
-`rnnkit test`, `rnnkit predict --input` and the serving `Predictor` all frame alike."""
+on (``data.frame: auto``, by the median length): the frame comes from the training lengths, is
+recorded in the run, and `rnnkit predict --input` and the serving `Predictor` frame alike."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_fit_and_predict_frame_by_the_training_median(tmp_path: Path, capsys: An
         str(tmp_path / "test.csv"),
     ]
     args = ["fit", "--task", "classification", *data, *FAST, "--run.root", str(tmp_path)]
-    assert main([*args, "--run.name", "run"]) == 0
+    assert main([*args, "--data.frame_quantile", "0.5", "--run.name", "run"]) == 0
     capsys.readouterr()
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())

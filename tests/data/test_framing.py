@@ -11,23 +11,24 @@ from rnnkit.data.formats.tables import LabelledSequences
 from rnnkit.data.framing import frame_all, frame_series, frame_size
 
 
-def test_frame_is_the_median_length_over_the_steps_target() -> None:
+def test_frame_from_the_training_lengths() -> None:
     assert frame_size([150] * 10, steps=30) == 5  # GunPoint: 30 frames of 5
     assert frame_size([100] * 10, steps=30) == 4  # ceil(100 / 30): 25 frames
-    assert frame_size([7, 15, 29], steps=30) == 1  # short series are read step by step
-    assert frame_size([301, 10, 10], steps=30) == 1  # the median is 10
-    assert frame_size([90, 91, 92], steps=30) == 4  # 91 / 30 rounds up
+    assert frame_size([7, 15, 26], steps=30) == 1  # short series are read step by step
+    assert frame_size([301, 10, 10], steps=30) == 11  # the default: the longest series
+    assert frame_size([301, 10, 10], steps=30, quantile=0.5) == 1  # the median is 10
+    assert frame_size([90, 91, 92], steps=30, quantile=0.5) == 4  # 91 / 30 rounds up
     assert frame_size([50, 60], frame=7) == 7  # a fixed frame is itself
     assert frame_size([5000], frame=None) == 1  # off
 
 
-def test_one_outlier_length_does_not_change_the_frame() -> None:
+def test_one_outlier_length_does_not_move_the_median_frame() -> None:
     lengths = [300] * 49
+    assert frame_size(lengths, steps=30, quantile=0.5) == 10
+    assert frame_size([*lengths, 13440], steps=30, quantile=0.5) == 10  # one series 45x longer
+    # the longest-series rule (quantile 1, the default) is moved by that one series
     assert frame_size(lengths, steps=30) == 10
-    assert frame_size([*lengths, 13440], steps=30) == 10  # one series 45x longer: same frame
-    # the longest-series rule (quantile 1, the app's rule before) is moved by that one series
-    assert frame_size(lengths, steps=30, quantile=1.0) == 10
-    assert frame_size([*lengths, 13440], steps=30, quantile=1.0) == 448
+    assert frame_size([*lengths, 13440], steps=30) == 448
 
 
 def test_framed_shape_and_channel_order() -> None:
@@ -85,7 +86,8 @@ def _labelled(lengths: list[int], path: str) -> LabelledSequences:
 
 def test_encoder_frames_every_split_alike_and_saves_the_frame() -> None:
     train = _labelled([40, 40, 41, 39, 40, 400], "train.csv")  # one outlier length
-    enc = SequenceEncoder.fit(train, frame="auto", frame_steps=10)
+    assert SequenceEncoder.fit(train, frame="auto", frame_steps=10).frame == 40  # 400 / 10
+    enc = SequenceEncoder.fit(train, frame="auto", frame_steps=10, frame_quantile=0.5)
     assert enc.frame == 4  # the median 40 / 10; the 400-step series does not move it
     other = _labelled([13, 80], "new.csv")
     xs = enc.inputs(other)

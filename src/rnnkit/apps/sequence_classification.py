@@ -9,8 +9,8 @@ trained per seed by the library's trainer (`rnnkit.train.fit` on the recipe's ``
 seed, the checkpoint with the best validation accuracy is kept (equal accuracies go to the lower
 validation loss; early stopping on the same rule), and that checkpoint scores the test split.
 Long series are framed (``frame`` steps stacked into one; `rnnkit.data.framing`, the library's
-``data.frame`` option) so the typical training series (the ``frame_quantile`` of the training
-lengths) runs about ``frame_steps`` steps. Each (data set, seed) leaves a run directory under
+``data.frame`` option) so the longest training series (``frame_quantile: 1``; 0.5 would be the
+median one) runs at most ``frame_steps`` steps. Each (data set, seed) leaves a run directory under
 ``out_dir/runs/`` that ``rnnkit predict`` / ``load_run`` read.
 
 Baselines, all on the same test split:
@@ -112,7 +112,7 @@ class Settings:
     dtw: bool = True  # also compute 1-NN DTW (full window) on the same split
     # frame = ceil(frame_quantile of the training lengths / frame_steps) (rnnkit.data.framing)
     frame_steps: int = 30
-    frame_quantile: float = 0.5  # 0.5: the median training length; 1: the longest
+    frame_quantile: float = 1.0  # 1: the longest training length; 0.5: the median
     frame: int | None = None  # one frame for every set (None: the frame_steps rule)
     per_dataset: dict[str, DatasetOptions] = field(default_factory=dict)
 

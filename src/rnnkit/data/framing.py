@@ -6,14 +6,16 @@ runs ``frame`` times fewer steps and each step sees a short window of raw values
 front-ends stack frames).
 
 The frame is chosen once, from the **training** series only, and every other split and every
-later input (``rnnkit predict``) is framed with that same number, recorded in the run. The rule
-``frame = ceil(quantile(training lengths, q) / steps)`` with the median (``q = 0.5``) makes the
-typical series about ``steps`` steps long. The longest series (``q = 1``, the sequence
-classification app's earlier rule) is not robust: one very long series in a file coarsens the
-framing of every other one (PLAID: lengths 100-1344, median 300, so the longest series would frame
-the median series into 7 steps; the median rule gives 30). Series longer than the typical one
-simply run more steps. The choice was made by cross-validation on training splits
-(``benchmarks/classify_cv.py --study framing``; figures in docs/tuning.md).
+later input (``rnnkit predict``) is framed with that same number, recorded in the run. The rule is
+``frame = ceil(quantile(training lengths, q) / steps)``. With ``q = 1`` (the default) the longest
+training series runs at most ``steps`` steps; with the median (``q = 0.5``) the typical one runs
+about ``steps`` steps and a longer series simply runs more, so one very long series in a file no
+longer coarsens the framing of every other one (PLAID: lengths 100-1344, median 300; the longest
+frames the median series into 7 steps, the median rule into 30). Cross-validation on training
+splits only (``benchmarks/classify_cv.py --study framing``; docs/tuning.md) found framing clearly
+better than none on long series, and the longest-series rule as good as the median on PLAID and
+on GunPoint with one 10x longer series added, so the default stays the longest; ``q`` is the knob
+for files whose lengths are skewed.
 
 The tail: when ``T`` is not a multiple of ``frame`` the last frame is completed by repeating the
 series' last step (edge padding) and counted as a real step. Dropping the tail would discard the
@@ -55,7 +57,7 @@ def check_frame_options(
 
 
 def frame_size(
-    lengths: Sequence[int], *, frame: FrameOption = "auto", steps: int = 30, quantile: float = 0.5
+    lengths: Sequence[int], *, frame: FrameOption = "auto", steps: int = 30, quantile: float = 1.0
 ) -> int:
     """The frame for series of training ``lengths``: ``frame`` itself when it is a number, 1 when
     it is None, else ``ceil(quantile(lengths, q) / steps)`` (at least 1)."""

@@ -444,7 +444,7 @@ class SequenceDataConfig:
     # "auto": ceil(frame_quantile of the TRAINING lengths / frame_steps); null: no framing.
     frame: int | str | None = "auto"  # an int >= 1, "auto" or null
     frame_steps: int = 30  # "auto": the typical training series runs about this many steps
-    frame_quantile: float = 0.5  # "auto": the typical length (0.5: median, 1: the longest)
+    frame_quantile: float = 1.0  # "auto": the length that sets it (1: the longest, 0.5: median)
 
     def __post_init__(self) -> None:
         check_frame_options(self.frame, self.frame_steps, self.frame_quantile)

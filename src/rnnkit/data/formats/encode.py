@@ -114,7 +114,7 @@ class SequenceEncoder:
         label_col: str = "label",
         frame: FrameOption = None,
         frame_steps: int = 30,
-        frame_quantile: float = 0.5,
+        frame_quantile: float = 1.0,
     ) -> SequenceEncoder:
         """``frame``: a number, None (none) or "auto" (`frame_size` on the training lengths)."""
         if train.labels is None:
