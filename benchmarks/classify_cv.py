@@ -3,6 +3,7 @@
     python benchmarks/classify_cv.py             # gunpoint, IPD, basic_motions; 3 folds
     python benchmarks/classify_cv.py --datasets gunpoint --folds 3 --settings old tiebreak
     python benchmarks/classify_cv.py --study framing   # -> results/classify_cv_framing.json
+    python benchmarks/classify_cv.py --table benchmarks/results/classify_cv_framing*.json
 
 Each data set's official training split is cut into K stratified folds; per fold the app's own
 protocol runs on the other K-1 folds (a stratified validation split carved from them picks the
@@ -10,15 +11,16 @@ checkpoint and drives early stopping) and the held-out fold is scored. The offic
 is never loaded. Each setting is a set of recipe overrides (``SETTINGS``); the mean held-out
 accuracy per setting goes to ``benchmarks/results/classify_cv.json`` with the machine load.
 
-``--study framing`` compares framing rules instead (``FRAMING``: none, the longest training
-series, the median one; `rnnkit.data.framing.frame_size` on each fold's training rows) on the sets
-with long or variable-length series, two of them never seen by the recipes (PLAID, OSULeaf, loaded
-from sktime's bundled files). Training is the recipe's model, one member, at most
-``FRAMING_TRAINING``'s epochs. A rule that gives a fold the same frame as a rule already run
-reuses that run (same data, same seed: the same experiment). "none" runs only where the longest
-training series has at most ``--none_max_len`` steps (the budget: step by step, PLAID's 1344 steps
-cost ~40x the framed run); elsewhere it is recorded as skipped. ``gunpoint_outlier`` is GunPoint
-with one training series per fold slowed down 10x (see ``_with_outlier``).
+``--study framing`` compares framing rules instead (``FRAMING``: the longest training series,
+the median, the 90 % quantile, none; `rnnkit.data.framing.frame_size` on each fold's training
+rows) on sets with long or variable-length series: GunPoint, BasicMotions, JapaneseVowels, and
+PLAID, never seen by the recipes (sktime's bundled file; OSULeaf loads too). Training is the
+recipe's model, one member, ``--max_epochs`` (40) and ``--patience`` (10). A rule that gives a fold
+the same frame as a rule already run reuses that run (same data, same seed: the same experiment).
+"none" runs only where the longest training series has at most ``--none_max_len`` steps (the
+budget: step by step, PLAID's 1344 steps cost ~40x the framed run); elsewhere it is recorded as
+skipped. ``gunpoint_outlier`` is GunPoint with one training series per fold slowed down 10x (see
+``_with_outlier``). ``--table`` prints the markdown table of docs/tuning.md from the JSONs.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def framing_table(paths: list[Path]) -> str:
                     frames = "/".join(str(f) for f in sorted(set(r["frames"])))
                     cells.append(f"{r['mean']:.3f} (frame {frames})")
             where = f"{name} ({n['min']}/{n['median']:g}/{n['max']})"
+            where += " + one 10x series per fold" if name.endswith("_outlier") else ""
             lines.append(f"| {where} | {res['seed']}, {epochs} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
