@@ -440,10 +440,10 @@ class SequenceDataConfig:
     max_vocab: int | None = None  # at most this many tokens, specials included
     scale: bool = True  # numeric series: standard-scale each channel with training statistics
     # Numeric series classification/regression: stack `frame` consecutive steps into one input
-    # step, the same number for every split and for `rnnkit predict` (rnnkit.data.framing).
-    # "auto": ceil(frame_quantile of the TRAINING lengths / frame_steps); null: no framing.
-    frame: int | str | None = "auto"  # an int >= 1, "auto" or null
-    frame_steps: int = 30  # "auto": the typical training series runs about this many steps
+    # step, the same number for every split and for `rnnkit predict` (rnnkit.data.framing): an
+    # int >= 1; "auto": ceil(frame_quantile of the TRAINING lengths / frame_steps); null: none.
+    frame: int | str | None = "auto"
+    frame_steps: int = 30  # "auto": input steps the frame_quantile length is read in
     frame_quantile: float = 1.0  # "auto": the length that sets it (1: the longest, 0.5: median)
 
     def __post_init__(self) -> None:
