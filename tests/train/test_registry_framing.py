@@ -95,3 +95,22 @@ def test_in_memory_data_is_never_reframed(tmp_path: Path) -> None:
     built = build(_experiment(tmp_path, "auto"), data=parts)
     assert built.model_config.input_size == 1 and "frame" not in built.artifact_json
     assert len(built.datamodule.parts[0][0][0]) == 150
+
+
+def test_a_rebuilt_run_reads_its_recorded_frame(tmp_path: Path) -> None:
+    """`rnnkit test` / `predict` rebuild a run's data with the frame its model.json recorded, not
+    the frame the experiment's options would choose today: a run saved before framing existed
+    (its experiment parses with today's default ``auto``) was never framed."""
+    from dataclasses import replace
+
+    from rnnkit.train.trainer import rebuild
+
+    old = fit(_experiment(tmp_path, None), final_eval=False)
+    loaded = load_run(old.run_dir)
+    auto = replace(loaded.experiment, data=replace(loaded.experiment.data, frame="auto"))
+    assert build(auto).model_config.input_size == 5  # what the options alone would give
+    assert rebuild(loaded, overrides=auto).model_config.input_size == 1
+    framed = fit(_experiment(tmp_path, "auto"), final_eval=False)
+    loaded = load_run(framed.run_dir)
+    finer = replace(loaded.experiment, data=replace(loaded.experiment.data, frame_steps=10))
+    assert rebuild(loaded, overrides=finer).model_config.input_size == 5  # not 15
