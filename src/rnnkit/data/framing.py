@@ -9,13 +9,13 @@ The frame is chosen once, from the **training** series only, and every other spl
 later input (``rnnkit predict``) is framed with that same number, recorded in the run. The rule is
 ``frame = ceil(quantile(training lengths, q) / steps)``. With ``q = 1`` (the default) the longest
 training series runs at most ``steps`` steps; with the median (``q = 0.5``) the typical one runs
-about ``steps`` steps and a longer series simply runs more, so one very long series in a file no
-longer coarsens the framing of every other one (PLAID: lengths 100-1344, median 300; the longest
+about ``steps`` steps and a longer series simply runs more, so one very long series in a file
+cannot coarsen the framing of every other one (PLAID: lengths 100-1344, median 300; the longest
 frames the median series into 7 steps, the median rule into 30). Cross-validation on training
 splits only (``benchmarks/classify_cv.py --study framing``; docs/tuning.md) found framing clearly
-better than none on long series, and the longest-series rule as good as the median on PLAID and
-on GunPoint with one 10x longer series added, so the default stays the longest; ``q`` is the knob
-for files whose lengths are skewed.
+better than none on long series, and the longest-series rule as good as the median or better on
+PLAID and on GunPoint with one 10x longer series added, so the default stays the longest; ``q``
+is the knob for files whose lengths are skewed.
 
 The tail: when ``T`` is not a multiple of ``frame`` the last frame is completed by repeating the
 series' last step (edge padding) and counted as a real step. Dropping the tail would discard the
