@@ -47,6 +47,7 @@ class Preprocessing:
     classes: list[str] | None = None  # classifier / tagger output names
     scaler: dict[str, Any] | None = None  # {"shift", "scale"} of the input features (model units)
     target_columns: list[int] | None = None  # forecasting: which scaled columns are the targets
+    frame: int = 1  # numeric classifiers: raw steps stacked into one model step (data.frame)
 
     @staticmethod
     def from_artifact(art: Any, model: Any) -> Preprocessing:
@@ -76,6 +77,7 @@ class Preprocessing:
             classes=art.classes,
             scaler=scaler,
             target_columns=targets,
+            frame=int(art.meta.get("frame", 1)),
         )
 
 
@@ -149,15 +151,18 @@ class Predictor:
             "vocab_size": len(p.vocab) if p.vocab else None,
             "tokenizer": p.tokenizer,
             "scaled": p.scaler is not None,
+            "frame": p.frame,
         }
 
     # --- raw input -> arrays -----------------------------------------------------------------
 
     def encode(self, raw: Any, *, field: str = "input") -> np.ndarray:
-        """One raw sequence -> ``(T,)`` int64 ids or ``(T, I)`` float32 features (model units)."""
+        """One raw sequence -> ``(T,)`` int64 ids or ``(T, I)`` float32 features (model units):
+        scaled, then framed when the run framed its series (``(ceil(T / frame), frame * C)``)."""
         if self._vocab_size:
             return self._ids(raw, field)
-        width = int(self._float_width or 1)
+        frame = self.prep.frame
+        width = int(self._float_width or 1) // frame  # raw channels per step
         try:
             x = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
@@ -176,6 +181,10 @@ class Predictor:
             shift = np.asarray(self.prep.scaler["shift"])[cols]
             scale = np.asarray(self.prep.scaler["scale"])[cols]
             x = (x - shift) / scale
+        if frame > 1:
+            from rnnkit.data.framing import frame_series
+
+            x = frame_series(x, frame)
         return x.astype(np.float32)
 
     def _ids(self, raw: Any, field: str) -> np.ndarray:

@@ -103,10 +103,11 @@ def test_registry_classification_uses_the_rows_a_ts_file_of_the_same_set_gives(
     tmp_path: Path,
 ) -> None:
     """GunPoint's TRAIN/TEST written as .ts files: the user path and the registry path hold out
-    the same validation rows and fit the same scaler, so every split is the same tensors."""
+    the same validation rows, fit the same scaler and frame alike (``data.frame: auto``: 5), so
+    every split is the same tensors."""
     from sktime.datasets import load_gunpoint
 
-    from rnnkit.train.tasks.classify import registry_splits
+    from rnnkit.train.tasks.classify import framed_splits, registry_splits
     from rnnkit.train.user_data import classifier_parts
 
     paths = {}
@@ -124,7 +125,8 @@ def test_registry_classification_uses_the_rows_a_ts_file_of_the_same_set_gives(
     )
     experiment = ClassificationExperiment(data=d)
     from_file, _ = classifier_parts(experiment)
-    registry = registry_splits(SequenceDataConfig(source="gunpoint"))
+    registry, frame = framed_splits(registry_splits(d), d)
+    assert frame == 5 and from_file.meta["n_features"] == registry.meta["n_features"] == 5
     for mine, theirs in zip(
         (from_file.train, from_file.val, from_file.test),
         (registry.train, registry.val, registry.test),

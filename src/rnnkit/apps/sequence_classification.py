@@ -8,8 +8,9 @@ trained per seed by the library's trainer (`rnnkit.train.fit` on the recipe's ``
 `ClassificationExperiment`): a stratified validation split is carved from the training split per
 seed, the checkpoint with the best validation accuracy is kept (equal accuracies go to the lower
 validation loss; early stopping on the same rule), and that checkpoint scores the test split.
-Long series are framed (``frame`` steps stacked into one) so the recurrence runs at most
-``frame_steps`` steps. Each (data set, seed) leaves a run directory under
+Long series are framed (``frame`` steps stacked into one; `rnnkit.data.framing`, the library's
+``data.frame`` option) so the longest training series (``frame_quantile: 1``; 0.5 would be the
+median one) runs at most ``frame_steps`` steps. Each (data set, seed) leaves a run directory under
 ``out_dir/runs/`` that ``rnnkit predict`` / ``load_run`` read.
 
 Baselines, all on the same test split:
@@ -23,7 +24,6 @@ Baselines, all on the same test split:
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from rnnkit.apps._common import (
     timer,
 )
 from rnnkit.data import SequenceDataset, load
+from rnnkit.data.framing import check_frame_options, frame_all, frame_size
 from rnnkit.evaluate import accuracy, majority_class, stratified_holdout
 from rnnkit.evaluate.baselines import dtw_distances
 from rnnkit.train import DataParts, fit
@@ -109,7 +110,9 @@ class Settings:
     datasets: list[Dataset] = field(default_factory=lambda: list(KNOWN))  # type: ignore[arg-type]
     val_fraction: float = 0.2  # stratified, carved from the training split per seed
     dtw: bool = True  # also compute 1-NN DTW (full window) on the same split
-    frame_steps: int = 30  # frame = ceil(longest training sequence / frame_steps)
+    # frame = ceil(frame_quantile of the training lengths / frame_steps) (rnnkit.data.framing)
+    frame_steps: int = 30
+    frame_quantile: float = 1.0  # 1: the longest training length; 0.5: the median
     frame: int | None = None  # one frame for every set (None: the frame_steps rule)
     per_dataset: dict[str, DatasetOptions] = field(default_factory=dict)
 
@@ -118,8 +121,7 @@ class Settings:
             raise ValueError(f"datasets must be a non-empty list, some of {list(KNOWN)}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        if self.frame_steps < 1:
-            raise ValueError(f"frame_steps must be >= 1, got {self.frame_steps}")
+        check_frame_options(None, self.frame_steps, self.frame_quantile, prefix="")
         for name, opts in self.per_dataset.items():
             if name not in KNOWN:
                 raise ValueError(f"per_dataset: unknown data set {name!r}; choose from {KNOWN}")
@@ -130,27 +132,24 @@ class Settings:
 
 
 def frame_sequences(data: SequenceDataset, frame: int, source: str) -> SequenceDataset:
-    """Stack ``frame`` consecutive steps into one: ``(T, C) -> (ceil(T / frame), frame * C)``
-    (the last frame is filled by repeating the last step). ``frame=1`` returns ``data``."""
+    """``data`` framed by `rnnkit.data.framing.frame_series` (``frame=1`` returns ``data``)."""
     if frame == 1:
         return data
-    seqs = []
-    for s in data.sequences:
-        arr = s.numpy().reshape(len(s), -1)
-        steps = math.ceil(len(arr) / frame)
-        fill = steps * frame - len(arr)
-        if fill:
-            arr = np.concatenate([arr, np.repeat(arr[-1:], fill, axis=0)])
-        seqs.append(arr.reshape(steps, frame * arr.shape[1]))
-    return SequenceDataset(seqs, data.labels, source=source)
+    framed = frame_all([np.asarray(s) for s in data.sequences], frame)
+    return SequenceDataset(framed, data.labels, source=source)
 
 
-def _frame(settings: Settings, name: str, *, longest: int) -> int:
-    """The data set's frame: its own, the recipe's, or the smallest that makes the longest
-    training sequence at most ``frame_steps`` steps long."""
+def _frame(settings: Settings, name: str, *, lengths: list[int]) -> int:
+    """The data set's frame: its own, the recipe's, or `frame_size`'s rule on the training
+    ``lengths``."""
     opts = settings.per_dataset.get(name, DatasetOptions())
-    frame = opts.frame if opts.frame is not None else settings.frame
-    return frame if frame is not None else math.ceil(longest / settings.frame_steps)
+    fixed = opts.frame if opts.frame is not None else settings.frame
+    return frame_size(
+        lengths,
+        frame="auto" if fixed is None else fixed,
+        steps=settings.frame_steps,
+        quantile=settings.frame_quantile,
+    )
 
 
 def experiment(
@@ -286,7 +285,7 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     rows = []
     for name in settings.datasets:
         splits = load(name, scale=False)  # standardised per seed, on its training rows only
-        frame = _frame(settings, name, longest=max(splits.train.lengths))
+        frame = _frame(settings, name, lengths=splits.train.lengths)
         train, test = splits.train, splits.test
         majority = float(np.mean(np.asarray(test.labels) == majority_class(train.labels)))
         dtw: float | None = None

@@ -125,6 +125,10 @@ def run_inputs(built: Any, experiment: Any, *, split: str) -> tuple[str, dict[st
                 "val": _texts(val, tokens),
                 "test": _texts(held, tokens),
             }
+        steps = built.reference.get("unframed")  # a framed set: 1-NN reads the steps
+        if steps is not None:
+            train = _samples(steps[0])
+            held = _samples(steps[1] if split == "val" else steps[2])
         return config.task, {"train": _series(train), "test": _series(held)}
     if task == "tagging":
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from rnnkit.data.framing import check_frame_options
+
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d*)?)\s*(d|days?|h|hours?|hrs?|m|mins?|minutes?|s|secs?|seconds?)")
 DURATION_FORMATS = (
@@ -437,8 +439,15 @@ class SequenceDataConfig:
     min_freq: int = 1  # words seen fewer times in training become <unk>
     max_vocab: int | None = None  # at most this many tokens, specials included
     scale: bool = True  # numeric series: standard-scale each channel with training statistics
+    # Numeric series classification/regression: stack `frame` consecutive steps into one input
+    # step, the same number for every split and for `rnnkit predict` (rnnkit.data.framing): an
+    # int >= 1; "auto": ceil(frame_quantile of the TRAINING lengths / frame_steps); null: none.
+    frame: int | str | None = "auto"
+    frame_steps: int = 30  # "auto": input steps the frame_quantile length is read in
+    frame_quantile: float = 1.0  # "auto": the length that sets it (1: the longest, 0.5: median)
 
     def __post_init__(self) -> None:
+        check_frame_options(self.frame, self.frame_steps, self.frame_quantile)
         for name in ("batch_size", "num_samples", "seq_len", "horizon"):
             _need(getattr(self, name) >= 1, f"data.{name}", ">= 1", getattr(self, name))
         if self.val_fraction is not None:

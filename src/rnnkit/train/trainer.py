@@ -90,7 +90,18 @@ def rebuild(loaded: Any, *, data: Any = None, overrides: Any = None) -> Built:
                 f"no test split ({loaded.meta.get('test_split_error', 'none given')}); pass the "
                 "same data (data=DataParts(...)) to re-score it"
             )
-    return build(overrides or loaded.experiment, data=data)
+    return build(recorded_frame(overrides or loaded.experiment, loaded.meta), data=data)
+
+
+def recorded_frame(experiment: Any, meta: dict[str, Any]) -> Any:
+    """``experiment`` with ``data.frame`` set to the frame its run recorded in model.json (none
+    recorded: 1, i.e. off), so a rebuilt run reads its data as training did, whatever the defaults
+    or the frame rule are now (a run saved before framing existed was never framed)."""
+    d: Any = getattr(experiment, "data", None)
+    if experiment.task != "classification" or not hasattr(d, "frame"):
+        return experiment
+    frame = int(meta.get("frame", 1))
+    return replace(experiment, data=replace(d, frame=frame if frame > 1 else None))
 
 
 class ExtraMetrics(Callback):

@@ -152,9 +152,9 @@ def _split(
     return full, val, test, info
 
 
-def _as_numpy(data: Any) -> tuple[list[np.ndarray], list[Any]]:
-    xs = [np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in data.sequences]
-    return xs, list(data.labels)
+def _as_numpy(sequences: list[Any], labels: list[Any]) -> tuple[list[np.ndarray], list[Any]]:
+    xs = [np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in sequences]
+    return xs, list(labels)
 
 
 def _parts(sets: tuple[Any, Any, Any], meta: dict[str, Any]) -> DataParts:
@@ -169,7 +169,10 @@ def _finish(experiment: Any, parts: DataParts, user: UserFiles) -> Built:
     built.files[ENCODER_FILE] = json.dumps(user.encoder, ensure_ascii=False)
     built.artifact_json["encoder"] = ENCODER_FILE
     sizes = [len(parts.train), len(parts.val), len(parts.test or [])]
-    built.after_fit = lambda _: {"data": {"split": user.split, "sizes": sizes}}
+    record: dict[str, Any] = {"split": user.split, "sizes": sizes}
+    if "frame" in user.encoder:  # numeric series: what `rnnkit predict` and serving frame by
+        built.artifact_json["frame"] = record["frame"] = int(user.encoder["frame"])
+    built.after_fit = lambda _: {"data": record}
     built.user_files = user
     return built
 
@@ -194,6 +197,8 @@ def classifier_parts(experiment: Any) -> tuple[DataParts, UserFiles]:
     enc: TextEncoder | SequenceEncoder
     meta: dict[str, Any]
     if kind == "text":
+        if isinstance(d.frame, int):
+            raise ValueError(f"{d.path}: data.frame frames numeric series; this is a text file")
         enc = TextEncoder.fit(
             train,
             level=d.level,
@@ -205,8 +210,16 @@ def classifier_parts(experiment: Any) -> tuple[DataParts, UserFiles]:
         )
         meta = {"vocab": enc.vocab}
     else:
-        enc = SequenceEncoder.fit(train, task=task, scale=d.scale, label_col=d.label_col)
-        meta = {"n_features": len(enc.columns)}
+        enc = SequenceEncoder.fit(
+            train,
+            task=task,
+            scale=d.scale,
+            label_col=d.label_col,
+            frame=d.frame,
+            frame_steps=d.frame_steps,
+            frame_quantile=d.frame_quantile,
+        )
+        meta = {"n_features": enc.frame * len(enc.columns)}
     if not regression and len(enc.classes) < 2:
         raise ValueError(f"{d.path}: the training split holds one class {enc.classes}; need two")
     sets = (enc.dataset(train), enc.dataset(val), enc.dataset(test))
@@ -223,8 +236,11 @@ def classifier_parts(experiment: Any) -> tuple[DataParts, UserFiles]:
             "val": (words(val), labels[1]),
             "test": (words(test), labels[2]),
         }
-    else:
-        reference = {"train": _as_numpy(sets[0]), "test": _as_numpy(sets[2])}
+    else:  # the baselines read the series step by step (scaled, not framed)
+        reference = {
+            "train": _as_numpy(enc.scaled(train), labels[0]),
+            "test": _as_numpy(enc.scaled(test), labels[2]),
+        }
     suite = "text" if kind == "text" else task
     encoder = {**enc.to_dict(), "layout": kind}
     return parts, UserFiles(suite, split, encoder, reference)
@@ -396,6 +412,11 @@ def build_user(experiment: Any, *, series: LongSeries | None = None) -> Built:
         raise ValueError(
             f"data.path is for {sorted(PARTS)}; a language model reads data.source (a file or a "
             "folder)"
+        )
+    if experiment.task != "classification" and isinstance(experiment.data.frame, int):
+        raise ValueError(
+            f"data.frame frames numeric series for classification/regression, not for "
+            f"{experiment.task}; remove it"
         )
     if series is not None:
         parts, user = forecaster_parts(experiment, series=series)

@@ -18,6 +18,7 @@ import numpy as np
 from rnnkit.data._scalers import Scaler, StandardScaler
 from rnnkit.data.batching import SequenceDataset
 from rnnkit.data.formats.tables import LabelledSequences, LabelledTexts, TaggedSentences
+from rnnkit.data.framing import FrameOption, frame_all, frame_size
 from rnnkit.data.text import Vocab, tokenize
 
 Task = Literal["classification", "regression"]
@@ -93,13 +94,15 @@ class _Labels:
 
 @dataclass
 class SequenceEncoder:
-    """Numeric series: a per-channel standard scaler and the classes, fitted on training rows."""
+    """Numeric series: a per-channel standard scaler and the classes, fitted on training rows, and
+    the frame (`rnnkit.data.framing`, chosen from the training lengths) every input is framed by."""
 
     task: Task
     classes: list[str]
     columns: list[str]
     scaler: Scaler | None
     label_col: str = "label"
+    frame: int = 1  # steps stacked into one model input step (1: none)
 
     @classmethod
     def fit(
@@ -109,15 +112,25 @@ class SequenceEncoder:
         task: Task = "classification",
         scale: bool = True,
         label_col: str = "label",
+        frame: FrameOption = None,
+        frame_steps: int = 30,
+        frame_quantile: float = 1.0,
     ) -> SequenceEncoder:
+        """``frame``: a number, None (none) or "auto" (`frame_size` on the training lengths)."""
         if train.labels is None:
             raise ValueError(f"{train.path}: the training file has no labels")
         classes = [] if task == "regression" else (train.classes or sorted_labels(train.labels))
         scaler = StandardScaler().fit(np.concatenate(train.sequences)) if scale else None
-        return cls(task, classes, list(train.columns), scaler, label_col)
+        size = frame_size(
+            [len(s) for s in train.sequences],
+            frame=frame,
+            steps=frame_steps,
+            quantile=frame_quantile,
+        )
+        return cls(task, classes, list(train.columns), scaler, label_col, size)
 
-    def inputs(self, data: LabelledSequences) -> list[np.ndarray]:
-        """``(T_n, C)`` float32 arrays, scaled with the training statistics."""
+    def scaled(self, data: LabelledSequences) -> list[np.ndarray]:
+        """``(T_n, C)`` float32 arrays, scaled with the training statistics, not framed."""
         if len(data.columns) != len(self.columns):
             raise ValueError(
                 f"{data.path}: {len(data.columns)} channels {data.columns} but the model was "
@@ -126,6 +139,10 @@ class SequenceEncoder:
         if self.scaler is None:
             return [s.astype(np.float32) for s in data.sequences]
         return [self.scaler.transform(s).astype(np.float32) for s in data.sequences]
+
+    def inputs(self, data: LabelledSequences) -> list[np.ndarray]:
+        """The model's inputs: `scaled` series framed, ``(ceil(T_n / frame), frame * C)``."""
+        return frame_all(self.scaled(data), self.frame)
 
     def dataset(self, data: LabelledSequences) -> SequenceDataset:
         """Inputs with encoded labels (labels required)."""
@@ -139,12 +156,17 @@ class SequenceEncoder:
             "columns": self.columns,
             "scaler": None if self.scaler is None else self.scaler.to_dict(),
             "label_col": self.label_col,
+            "frame": self.frame,
         }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> SequenceEncoder:
+        """``state`` of `to_dict`; a run saved before framing existed has no ``frame`` (1)."""
         scaler = None if state["scaler"] is None else Scaler.from_dict(state["scaler"])
-        return cls(state["task"], state["classes"], state["columns"], scaler, state["label_col"])
+        frame = int(state.get("frame", 1))
+        return cls(
+            state["task"], state["classes"], state["columns"], scaler, state["label_col"], frame
+        )
 
 
 def _labelled(

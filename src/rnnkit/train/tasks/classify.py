@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.data.batching import collate
+from rnnkit.data.batching import SequenceDataset, collate
 from rnnkit.data.datasets import load
+from rnnkit.data.framing import frame_all, frame_size
 from rnnkit.data.synthetic import synthetic
 from rnnkit.models import SequenceClassifier, SequenceClassifierConfig
 from rnnkit.train.config import SequenceDataConfig
@@ -91,6 +93,27 @@ def registry_splits(cfg: SequenceDataConfig) -> Any:
     return splits
 
 
+def framed_splits(data: Any, d: SequenceDataConfig) -> tuple[Any, int]:
+    """A registry set framed by ``data.frame`` (`rnnkit.data.framing`; the frame from its training
+    lengths): the splits, with ``n_features`` widened, and the frame. Registry sets only: data an
+    application built in memory arrives as it should be read, and user files frame in their
+    encoder (`rnnkit.train.user_data`)."""
+    if "n_features" not in data.meta:  # token ids: nothing to frame
+        return data, 1
+    lengths = [len(x) for x in data.train.sequences]
+    frame = frame_size(lengths, frame=d.frame, steps=d.frame_steps, quantile=d.frame_quantile)
+    if frame == 1:
+        return data, 1
+    framed = {
+        k: None
+        if v is None
+        else SequenceDataset(frame_all(v.sequences, frame), v.labels, source=v.source)
+        for k, v in (("train", data.train), ("val", data.val), ("test", data.test))
+    }
+    meta = {**data.meta, "n_features": frame * int(data.meta["n_features"])}
+    return replace(data, **framed, meta=meta), frame
+
+
 def synthetic_parts(d: SequenceDataConfig) -> DataParts:
     """The config's synthetic set as `DataParts` (no meta)."""
     train, val, test = synthetic(
@@ -105,11 +128,16 @@ def _length(sample: Any) -> int:
 
 def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> Built:
     d = experiment.data
+    frame = 1  # in-memory data (an application's, the user's encoded files) comes framed
+    reference: dict[str, Any] = {}
     if data is None and d.source.startswith("synthetic_"):
         data = synthetic_parts(d)
         data.meta.update({"classes": ["0", "1"], "n_features": 1})
     elif data is None:
-        data = registry_splits(d)
+        steps = registry_splits(d)
+        data, frame = framed_splits(steps, d)
+        if frame > 1:  # the baselines read the series step by step, as on user files
+            reference["unframed"] = (steps.train, steps.val, steps.test)
     parts, meta = as_parts(data), data.meta
     require_meta(data, "classification", "classes", "vocab|n_features")
     vocab = meta.get("vocab")
@@ -127,6 +155,11 @@ def build_classifier(experiment: ClassificationExperiment, data: Any = None) -> 
         config,
         steps_per_epoch(len(parts[0]), d.batch_size),
         files=files,
-        artifact_json={"classes": list(meta.get("classes", [])), **keys},
+        artifact_json={
+            "classes": list(meta.get("classes", [])),
+            **keys,
+            **({"frame": frame} if frame > 1 else {}),
+        },
         train_transform=config_transform(d),
+        reference=reference,
     )
