@@ -47,7 +47,8 @@ class Artifact:
 
     ``vocab`` maps tokens of token-input models (the source side for seq2seq), ``tgt_vocab`` the
     target side of a seq2seq model, ``classes`` names the outputs of a classifier or tagger, and
-    ``scalers`` is the forecasting ``scalers.json`` content (None when the series was not scaled).
+    ``scalers`` is the forecasting ``scalers.json`` content (None when the series was not scaled),
+    ``encoder`` a user-file run's ``encoder.json`` (its classes, columns and training scaler).
     """
 
     folder: Path
@@ -58,6 +59,7 @@ class Artifact:
     tgt_vocab: Vocab | None = None
     classes: list[str] | None = None
     scalers: dict[str, Any] | None = None
+    encoder: dict[str, Any] | None = None
     level: str = "char"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -195,6 +197,9 @@ def load_artifact(run_dir: str | os.PathLike[str]) -> Artifact:
         if not path.is_file():
             raise ValueError(f"{folder / 'model.json'} names {meta['scalers']}, which is missing")
         scalers = json.loads(path.read_text(encoding="utf-8"))
+    encoder = None
+    if meta.get("encoder"):  # runs on the user's own files (verified with the artifact)
+        encoder = json.loads((folder / meta["encoder"]).read_text(encoding="utf-8"))
     data = meta.get("experiment", {}).get("data", {}) or {}
     classes = meta.get("classes")
     return Artifact(
@@ -206,10 +211,12 @@ def load_artifact(run_dir: str | os.PathLike[str]) -> Artifact:
         tgt_vocab=vocab("tgt_vocab"),
         classes=[str(c) for c in classes] if classes else None,
         scalers=scalers,
+        encoder=encoder,
         level=str(data.get("level", "char")),
     )
 
 
 def _inputs(art: Artifact) -> tuple[Any, ...]:
     """What turns raw input into a member's tensors and its outputs into names."""
-    return (art.classes, art.scalers, art.vocab.tokens if art.vocab is not None else None)
+    vocab = art.vocab.tokens if art.vocab is not None else None
+    return (art.classes, art.scalers, art.encoder, vocab)

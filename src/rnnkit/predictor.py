@@ -60,6 +60,10 @@ class Preprocessing:
             if "targets" in art.scalers:
                 cols = list(art.scalers["columns"])
                 targets = [cols.index(t) for t in art.scalers["targets"]]
+        elif art.encoder and art.encoder.get("kind") == "sequences" and art.encoder["scaler"]:
+            # a run on the user's own numeric files: its training-split scaler (encoder.json),
+            # so a server takes the same raw values as `rnnkit predict --input`
+            scaler = {k: art.encoder["scaler"][k] for k in ("shift", "scale")}
         tokenizer = None
         if art.vocab is not None:
             tokenizer = {"language_model": "chars" if art.level == "char" else "words"}.get(

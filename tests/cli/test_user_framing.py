@@ -70,11 +70,12 @@ def test_fit_and_predict_frame_by_the_training_median(tmp_path: Path, capsys: An
     assert [r["id"] for r in rows] == [f"s{i}" for i in range(8)]
     acc = float(np.mean([r["prediction"] == r["label"] for r in rows]))
     assert acc == pytest.approx(summary["metrics"]["test_accuracy"])
-    # the serving Predictor frames raw (scaled) steps the same way as predict --input
-    enc = SequenceEncoder.from_dict(encoder)
+    # the serving Predictor scales (with the run's training scaler) and frames the file's raw
+    # steps the same way as predict --input
+    assert SequenceEncoder.from_dict(encoder).scaler is not None
     cfg = SequenceDataConfig(path=str(tmp_path / "test.csv"))
     test = user_data.read_examples(cfg, str(tmp_path / "test.csv"), "long")
-    answers = Predictor.from_run(run).predict([x.tolist() for x in enc.scaled(test)])
+    answers = Predictor.from_run(run).predict([np.asarray(x).tolist() for x in test.sequences])
     for row, answer in zip(rows, answers, strict=True):
         for name, p in answer["probabilities"].items():
             assert float(row[f"p_{name}"]) == pytest.approx(p, abs=1e-4)
