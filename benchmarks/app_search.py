@@ -39,6 +39,8 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "recommendation": {
         "recipe": {},
         "recipe-30ep": {E: {"trainer": {"max_epochs": 30}}},
+        "recipe-30ep-d0.4": {E: {"model": {"dropout": 0.4}, "trainer": {"max_epochs": 30}}},
+        "recipe-30ep-d0.5": {E: {"model": {"dropout": 0.5}, "trainer": {"max_epochs": 30}}},
         "h256-e128-d0.3": {
             E: {
                 "model": {"embedding_dim": 128, "hidden_size": 256, "dropout": 0.3},
