@@ -39,6 +39,8 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "recommendation": {
         "recipe": {},
         "recipe-30ep": {E: {"trainer": {"max_epochs": 30}}},
+        "recipe-30ep-d0.4": {E: {"model": {"dropout": 0.4}, "trainer": {"max_epochs": 30}}},
+        "recipe-30ep-d0.5": {E: {"model": {"dropout": 0.5}, "trainer": {"max_epochs": 30}}},
         "h256-e128-d0.3": {
             E: {
                 "model": {"embedding_dim": 128, "hidden_size": 256, "dropout": 0.3},
@@ -118,6 +120,7 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
                 "trainer": {"max_epochs": 20},
             }
         },
+        "recipe-ensemble3": {E: {"model": {"ensemble": 3}}},
         "h128-emb128-wd0.3-d0.5": {
             E: {
                 "data": {"word_dropout": 0.3},
@@ -177,7 +180,19 @@ def _sentiment(cfg: dict[str, Any], *, seed: int, root: Path) -> dict[str, Any]:
     parts = DataParts(train_s, val_s, None, meta)
     exp = app.experiment(cfg, settings, seed=seed, root=root)
     curve = ValidationCurve("val_accuracy")
-    fit(exp, data=parts, callbacks=[curve], test=False)
+    result = fit(exp, data=parts, callbacks=[curve], test=False)
+    if exp.model.ensemble > 1:  # the averaged probabilities' accuracy; one curve per member
+        members = result.summary["members"]
+        return {
+            "metric": "val_accuracy",
+            "best": float(result.metrics["val_accuracy"]),
+            "member_val_accuracy": [float(m["metrics"]["val_accuracy"]) for m in members],
+            "best_epoch": [
+                None if m["best_epoch"] is None else m["best_epoch"] + 1 for m in members
+            ],
+            "epochs_run": [len(c) for c in curve.fits],
+            "curve": [[round(v, 4) for v in c] for c in curve.fits],
+        }
     values = [float(v) for v in curve.values]
     best = max(range(len(values)), key=lambda i: values[i])
     return {

@@ -51,6 +51,16 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tiebreak+noES": {"early_stopping": {"enabled": False, "min_steps": 0}},
     "tiebreak+min100+noES": {"early_stopping": {"enabled": False, "min_steps": 100}},
     "tiebreak+min100+ensemble3": {"early_stopping": {"min_steps": 100}, "model": {"ensemble": 3}},
+    # candidates around the recipe above (tiebreak, min 100 steps, 3-seed ensemble)
+    "ensemble5": {"early_stopping": {"min_steps": 100}, "model": {"ensemble": 5}},
+    "ensemble3+h32": {
+        "early_stopping": {"min_steps": 100},
+        "model": {"ensemble": 3, "hidden_size": 32},
+    },
+    "ensemble3+d0.3": {
+        "early_stopping": {"min_steps": 100},
+        "model": {"ensemble": 3, "dropout": 0.3},
+    },
 }
 
 

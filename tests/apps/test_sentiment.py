@@ -60,3 +60,20 @@ def test_bad_recipe_names_the_field(tmp_path, path, value, match) -> None:
     with pytest.raises(ValueError, match=match):
         run_app("sentiment", config=cfg, seeds=[0], out_dir=tmp_path)
     assert not (tmp_path / "runs").exists()  # checked before anything is loaded or fitted
+
+
+def test_seed_ensemble_is_scored_as_one_model(tmp_path) -> None:
+    cfg = app_config("sentiment", quick=True)
+    cfg["max_train"] = 600
+    cfg["experiment"]["model"]["ensemble"] = 2
+    cfg["experiment"]["trainer"]["max_epochs"] = 2  # onecycle needs a few steps
+    records = run_app("sentiment", config=cfg, seeds=[0], out_dir=tmp_path)
+    acc = next(r for r in records if r["metric"] == "accuracy" and r.get("strongest_baseline"))
+    assert "2-seed ensemble" in acc["model"]
+    assert set(acc["val_curves"]) == {"0/0", "0/1"} and len(acc["epochs_kept"][0]) == 2
+    (run,) = acc["runs"]
+    summary = json.loads((Path(run) / "summary.json").read_text())
+    # the app's predictions (the loaded ensemble) are the library's averaged-probability scores
+    assert summary["ensemble"] == 2 and len(summary["members"]) == 2
+    assert summary["metrics"]["test_accuracy"] == pytest.approx(acc["value"], abs=1e-6)
+    assert summary["metrics"]["val_accuracy"] == pytest.approx(acc["val_accuracy"][0], abs=1e-6)

@@ -128,17 +128,26 @@ def app_experiment(
 
 class ValidationCurve(L.Callback):
     """``metric`` after each validation of fitting (sanity checks and the final re-validation of
-    the best checkpoint are left out), for an application's learning-curve plot."""
+    the best checkpoint are left out), for an application's learning-curve plot.
+
+    ``values``/``steps`` run on across fits; ``fits`` holds one curve per fit, since a seed
+    ensemble (``model.ensemble: K``) fits its K members in turn with the same callbacks."""
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
         self.values: list[float] = []
         self.steps: list[int] = []  # the optimiser step of each value
+        self.fits: list[list[float]] = []  # values of each fit, in order
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fits.append([])
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
-            self.values.append(float(trainer.callback_metrics[self.metric]))
+            value = float(trainer.callback_metrics[self.metric])
+            self.values.append(value)
             self.steps.append(int(trainer.global_step))
+            self.fits[-1].append(value)
 
 
 @contextmanager

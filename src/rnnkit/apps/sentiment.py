@@ -7,7 +7,9 @@ linear), trained by the library's trainer (`rnnkit.train.fit` on the recipe's ``
 `ClassificationExperiment`): AdamW with a one-cycle schedule, gradient clipping, length-bucketed
 batches (``data.bucket_by_length``) and word dropout (``data.word_dropout``); the checkpoint with
 the best validation accuracy is kept (early stopping on it) and scores the test split. Each seed
-leaves a run directory under ``out_dir/runs/``. Baselines, fitted on the same training
+leaves a run directory under ``out_dir/runs/``; with ``model.ensemble: K`` a seed's model is a
+K-member seed ensemble (seeds s..s+K-1, averaged probabilities, members under the run's
+``members/``). Baselines, fitted on the same training
 split and scored on the same test split: the majority class, and logistic regression on binary
 bag-of-words and on uni+bigram TF-IDF features of the same tokens, each with ``C`` picked on the
 validation split. Metrics: accuracy and macro F1.
@@ -164,7 +166,8 @@ def _fit_logreg(
 def _describe(spec: Any) -> str:
     bi = "bi" if spec.bidirectional else ""
     pool, emb = spec.pooling, spec.embedding_dim
-    return f"{bi}{spec.cell.upper()} {spec.hidden_size} ({pool} pool, emb {emb})"
+    members = f", {spec.ensemble}-seed ensemble" if spec.ensemble > 1 else ""
+    return f"{bi}{spec.cell.upper()} {spec.hidden_size} ({pool} pool, emb {emb}{members})"
 
 
 # ---- plots -----------------------------------------------------------------------------------
@@ -212,14 +215,14 @@ def _length_plot(
     return rows
 
 
-def _curve_plot(out: Path, curves: dict[int, list[float]], levels: dict[str, float]) -> None:
+def _curve_plot(out: Path, curves: dict[str, list[float]], levels: dict[str, float]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for seed, curve in curves.items():
+    for seed, curve in curves.items():  # a member of seed s's ensemble: "s/member seed"
         ax.plot(range(1, len(curve) + 1), curve, marker="o", label=f"RNN, seed {seed}")
     for (name, level), style in zip(levels.items(), ("--", ":", "-."), strict=False):
         ax.axhline(level, color="gray", linestyle=style, label=name)
@@ -286,8 +289,9 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
     )
     parts = DataParts(train_s, val_s, test_s, {"vocab": vocab, "classes": data.meta["classes"]})
     rnn_preds: list[np.ndarray] = []
-    curves: dict[int, list[float]] = {}
-    chosen: list[int | None] = []
+    curves: dict[str, list[float]] = {}  # "seed" or, for an ensemble, "seed/member seed"
+    chosen: list[Any] = []  # the epoch kept: per seed, or per member of a seed's ensemble
+    val_acc: list[float] = []  # the kept model's (an ensemble's averaged) validation accuracy
     walls: list[float] = []
     cpus: list[float] = []  # process CPU seconds (all threads): comparable on a shared machine
     runs: list[str] = []
@@ -303,11 +307,15 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
             result = fit(exp, data=parts, callbacks=[curve], test=True)
             # the run's artifact holds the best checkpoint's weights, as `rnnkit predict` loads it
             rnn_preds.append(predict_classes(load_run(result.run_dir).model, test_s))
-        curves[seed] = curve.values
+        members = result.summary.get("members") or [result.summary]  # an ensemble's, or itself
+        for i, values in enumerate(curve.fits):
+            curves[f"{seed}/{seed + i}" if len(members) > 1 else str(seed)] = values
         walls.append(t["s"])
         cpus.append(time.process_time() - cpu0)
-        best = result.summary["best_epoch"]  # the checkpoint kept (ties broken by the loss)
-        chosen.append(None if best is None else int(best) + 1)
+        # the checkpoint kept (ties broken by the loss)
+        best = [None if m["best_epoch"] is None else int(m["best_epoch"]) + 1 for m in members]
+        chosen.append(best[0] if len(best) == 1 else best)
+        val_acc.append(float(result.metrics["val_accuracy"]))
         runs.append(str(result.run_dir))
         n_params = int(result.summary["parameters"])
     model_name = _describe(exp.model)
@@ -329,7 +337,8 @@ def run(config: dict[str, Any], *, seeds: list[int], out_dir: Path, quick: bool)
         "params": n_params,
         "vocab_size": len(vocab),
         "epochs_kept": chosen,
-        "val_curves": {str(k): v for k, v in curves.items()},
+        "val_accuracy": val_acc,
+        "val_curves": curves,
         "selection": f"{exp.run.monitor} ({exp.run.monitor_mode}), "
         f"patience {exp.early_stopping.patience} validations",
         "runs": runs,
