@@ -144,3 +144,28 @@ def test_cosine_warmup_shape() -> None:
     lr = [cosine_with_warmup(s, warmup=4, total=20, min_ratio=0.1) for s in range(21)]
     assert lr[0] == 0.25 and lr[3] == 1.0 and lr[4] == 1.0
     assert lr[20] == pytest.approx(0.1) and all(a >= b for a, b in itertools.pairwise(lr[4:]))
+
+
+def test_onecycle_on_few_steps_warms_up_over_two_steps_or_says_why_not() -> None:
+    """Ten steps at pct_start 0.1 is a one-step warm-up, where torch divides by zero: the warm-up
+    is stretched to two steps; under three steps there is no cycle, and the error says so."""
+
+    def lrs(total: int) -> list[float]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        cfg = SchedulerConfig(name="onecycle", pct_start=0.1)
+        built = build_scheduler(opt, cfg, total_steps=total, monitor="val_loss")
+        assert built is not None
+        sched = built["scheduler"]
+        out = []
+        for _ in range(total):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    got = lrs(10)
+    assert got[0] == pytest.approx(1 / 25) and got[1] == pytest.approx(1.0)  # up, peak at step 1
+    assert all(a > b for a, b in itertools.pairwise(got[1:]))  # then strictly down
+    assert lrs(100)[9] == pytest.approx(1.0)  # long runs keep pct_start as given
+    with pytest.raises(ValueError, match=r"^scheduler onecycle needs at least 3 optimiser steps"):
+        lrs(2)

@@ -66,9 +66,19 @@ def build_scheduler(
     elif cfg.name == "step":
         sched = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     elif cfg.name == "onecycle":
+        if total_steps < 3:
+            raise ValueError(
+                f"scheduler onecycle needs at least 3 optimiser steps (a rise and a fall); this "
+                f"run has {total_steps}: raise trainer.max_steps/max_epochs or pick another "
+                "scheduler.name"
+            )
+        # torch divides by the warm-up's length in steps minus one: a warm-up of one step (10
+        # steps at pct_start 0.1) divides by zero, a shorter one runs the rise backwards. So the
+        # warm-up lasts at least two steps.
         max_lr = [g["lr"] for g in optimizer.param_groups]
+        pct = max(cfg.pct_start, 2 / total_steps)
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=max(2, total_steps), pct_start=cfg.pct_start
+            optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct
         )
     elif cfg.name == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
