@@ -17,11 +17,11 @@ step back by ``step``. At each origin everything is fitted on the data before th
   statistical forecast and starts at zero, i.e. exactly at the base; ``ets_history`` /
   ``arima_history`` are the series' own ETS / ARIMA baselines fitted before the origin and run
   forward to every window's end (`_history_paths`), handed to the model as its base. After
-  training, the bare base competes with the best checkpoint on the validation windows
-  (``model.base_select: validation``, `rnnkit.train.base_select`), so the RNN departs from it
-  only where validation says it helps. Each (series, origin, seed) leaves a run
-  directory under ``out_dir/runs``; the forecast is made by its best checkpoint (the weights of
-  its artifact), or by the bare base where validation preferred it (``head_kept``). The point
+  training, the bare base and the equal-weight combination of base and hybrid compete with the
+  best checkpoint on the validation windows (``model.base_select: validation``,
+  `rnnkit.train.base_select`), so the RNN departs from the base only where validation says it
+  helps. Each (series, origin, seed) leaves a run directory under ``out_dir/runs``; the forecast
+  is made by the chosen one (``base_choice``: the weights of its artifact). The point
   forecast is the Gaussian's median, the 80 % / 95 % intervals its quantiles;
 - the baselines: naive, seasonal naive, statsmodels' ETS (``ExponentialSmoothing``) and
   (S)ARIMA with the orders fixed in the recipe (or an AR order chosen by AIC on the training
@@ -329,7 +329,12 @@ class RNNForecast:
     best_step: int
     val_mae: float
     run_dir: str
-    head: bool = True  # False: validation preferred the bare base; the forecast is the base's
+    choice: str = "hybrid"  # what validation chose: "base", "combined" (base + half) or "hybrid"
+
+    @property
+    def head(self) -> bool:
+        """Whether the trained correction adds to the base (in full or halved)."""
+        return self.choice != "base"
 
     @property
     def point(self) -> np.ndarray:
@@ -413,14 +418,15 @@ def fit_rnn(
     )
     built = build(exp, data=parts)
     result = fit(exp, built=built, callbacks=[checks], test=True)
-    # The best checkpoint, or its bare base where the validation windows said training did not
-    # beat it (the library's model.base_select; the artifact holds the same weights).
+    # The best checkpoint, its bare base or their combination, as the validation windows chose
+    # (the library's model.base_select; the artifact holds the same weights).
     model = built.module.model.eval()
     best_step, best_mae = min(checks.values, key=lambda v: v[1]) if checks.values else (0, math.nan)
     choice = result.summary.get("base_select") or {}
-    head = choice.get("chosen") != "base"
-    if not head:
-        best_step, best_mae = 0, float(choice["base"])
+    chosen = str(choice.get("chosen", "hybrid"))
+    if chosen != "hybrid":  # validated after training: the bare base has no step of its own
+        best_step = 0 if chosen == "base" else best_step
+        best_mae = math.nan if choice[chosen] is None else float(choice[chosen])
     x_test, _, *c_test = _shifted([origin])[0]
     x = torch.from_numpy(x_test)[None]  # (1, T, 1)
     c = torch.from_numpy(c_test[0])[None] if c_test else None  # (1, T + H, 2)
@@ -429,7 +435,7 @@ def fit_rnn(
     last = float(z[-1, 0])
     q = scaler.inverse_transform((q + last).astype(np.float64).reshape(-1, 1), columns=[0])
     q = q.reshape(horizon, len(LEVELS))
-    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir), head)
+    return RNNForecast(np.exp(q) if log else q, best_step, best_mae, str(result.run_dir), chosen)
 
 
 # base -> the baseline specs it runs forward ("combined": the mean of the two)
@@ -637,6 +643,7 @@ def evaluate_series(
     rnn_cpu = {s: 0.0 for s in seeds}
     best_steps: list[int] = []
     heads: list[bool] = []
+    choices: list[str] = []
     run_dirs: list[str] = []
     last_plot: dict[str, Any] = {}
     base_wall, base_cpu = 0.0, 0.0
@@ -694,6 +701,7 @@ def evaluate_series(
             rnn_cover[s]["80"].append(_covered(actual, q[:, 1], q[:, 3]))
             best_steps.append(fc.best_step)
             heads.append(fc.head)
+            choices.append(fc.choice)
             run_dirs.append(fc.run_dir)
             if k == len(origins) - 1 and s == seeds[0]:
                 last_plot = {
@@ -721,6 +729,7 @@ def evaluate_series(
         "rnn_cpu_s": [rnn_cpu[s] for s in seeds],
         "best_steps": best_steps,
         "heads": heads,
+        "choices": choices,
         "run_dirs": run_dirs,
         "plot": last_plot,
     }
@@ -766,6 +775,7 @@ def _records(
         "arima_interval_coverage": res["arima_coverage"],
         "selected_steps": res["best_steps"],
         "head_kept": res["heads"],  # per run: False = validation kept the bare base
+        "base_choice": res["choices"],  # per run: base, combined or hybrid (on validation)
         "runs": res["run_dirs"],  # one run directory per origin and seed (rnnkit.train.load_run)
         "notes": series.note or None,
         "data_source": series.info.get("source"),

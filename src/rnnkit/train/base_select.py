@@ -1,18 +1,26 @@
-"""A hybrid forecaster's bare base as the last candidate checkpoint, chosen on validation only.
+"""A hybrid forecaster's bare base and its equal-weight combination with the hybrid as the last
+candidate checkpoints, chosen on validation only.
 
 A hybrid (``model.base``) forecasts ``base + base_scale * head``; its head starts at zero, so the
 untrained model *is* the statistical base. Training can still end worse than that start on the
 windows it is judged by: short yearly or monthly series give the correction little to learn and
-much to overfit. With ``model.base_select: validation`` (the default) the run compares, on the
-whole validation split and by the run's monitor, the best checkpoint with the same model whose
-head is zeroed; the correction is kept only where it is strictly better, so the hybrid cannot
-end behind its base on validation (a tie keeps the simpler base). The choice is made once, at
-the end of `rnnkit.train.fit`, and never reads the test split.
+much to overfit. The M competitions' lesson is that a combination of forecasts beats picking
+one, so there is a third candidate between the two: the equal-weight mean of the base and the
+hybrid, ``base + 0.5 * base_scale * head`` (the head's last layer halved).
 
-The chosen bare base is stored as what it is: the artifact's head weights are zero, so
-``rnnkit predict``/``evaluate``/`rnnkit.Predictor` reproduce it with no flag to honour; the
-decision and both validation values go to ``summary.json`` and ``model.json`` (``base_select``).
-The best checkpoint keeps the trained head.
+With ``model.base_select: validation`` (the default) the run validates, on the whole validation
+split and by the run's monitor, the best checkpoint (``hybrid``), the same model with its head
+halved (``combined``) and with its head zeroed (``base``), and keeps the best; a tie keeps the
+simpler one (base, then combined), so the hybrid cannot end behind its base on validation. The
+rule is fixed here, before any test score, and the choice is made once, at the end of
+`rnnkit.train.fit`; it never reads the test split.
+
+Each candidate is stored as what it is: only the head's weights change (zero, or halved), so
+``rnnkit predict``/``evaluate``/`rnnkit.Predictor`/``rnnkit export`` reproduce it with no flag
+to honour. For a Gaussian head the halved layer halves the log-variance too (relative to the
+base's own, ``log_var 0``): the combination's variance is the geometric mean of the two. The
+decision and the three validation values go to ``summary.json`` and ``model.json``
+(``base_select``). The best checkpoint keeps the trained head.
 """
 
 from __future__ import annotations
@@ -25,9 +33,13 @@ import torch
 
 from rnnkit.train.tasks.base import Built
 
+# Simplest first: a tie keeps the earlier one.
+CANDIDATES = {"base": 0.0, "combined": 0.5, "hybrid": 1.0}  # name -> the head's factor
+
 
 def selects_base(experiment: Any) -> bool:
-    """Whether a run of ``experiment`` ends by choosing between its hybrid and the bare base."""
+    """Whether a run of ``experiment`` ends by choosing between its hybrid, the combination and
+    the bare base."""
     model = getattr(experiment, "model", None)
     return (
         experiment.task == "forecasting"
@@ -37,27 +49,39 @@ def selects_base(experiment: Any) -> bool:
 
 
 @torch.no_grad()
-def zero_correction(model: torch.nn.Module) -> None:
-    """Make a hybrid forecaster its bare base: the head's output 0 (mean = the base; a Gaussian's
-    variance the base's training RMS error squared)."""
+def scale_correction(model: torch.nn.Module, factor: float) -> None:
+    """Multiply a hybrid forecaster's correction by ``factor``: its head (the last layer,
+    linear) scaled, so the mean is ``base + factor * correction`` exactly. ``factor`` 0 is the
+    bare base (mean = the base; a Gaussian's variance the base's training RMS error squared)."""
     head = model.head
     assert isinstance(head, torch.nn.Linear)
-    head.weight.zero_()
-    head.bias.zero_()
+    head.weight.mul_(factor)
+    head.bias.mul_(factor)
+
+
+def _best(values: dict[str, float], mode: str) -> str:
+    """The candidate with the best finite value, the simplest among equals (``base`` when none
+    is finite)."""
+    chosen, best = "base", math.nan
+    for name in CANDIDATES:
+        value = values[name]
+        if not math.isfinite(value):
+            continue
+        if not math.isfinite(best) or (value < best if mode == "min" else value > best):
+            chosen, best = name, value
+    return chosen
 
 
 def select_base(
     built: Built, metrics: dict[str, float], *, monitor: str, mode: str, accelerator: str = "auto"
 ) -> dict[str, Any]:
-    """Validate the bare base of ``built.module.model`` (holding the best checkpoint, whose
-    validation is in ``metrics``); keep it zeroed unless the hybrid is strictly better by
+    """Validate the bare base and the combination of ``built.module.model`` (holding the best
+    checkpoint, whose validation is in ``metrics``); leave the model as the best of the three by
     ``monitor``. Returns the decision; ``metrics`` then holds the chosen model's ``val_*``."""
     model = built.module.model
-    hybrid = float(metrics.get(monitor, math.nan))
     trained = {k: v.clone() for k, v in model.head.state_dict().items()}
-    zero_correction(model)
-    # A trainer of its own: the run's logger would add the base's row to metrics.csv, where it
-    # would read as one more validation of the training curve.
+    # A trainer of its own: the run's logger would add the candidates' rows to metrics.csv,
+    # where they would read as more validations of the training curve.
     judge = L.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -66,19 +90,22 @@ def select_base(
         enable_model_summary=False,
         use_distributed_sampler=built.use_distributed_sampler,
     )
-    results = judge.validate(built.module, datamodule=built.datamodule, verbose=False)
-    bare_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    bare = bare_metrics.get(monitor, math.nan)
-    better = hybrid < bare if mode == "min" else hybrid > bare
-    keep = math.isfinite(hybrid) and (better or not math.isfinite(bare))
-    if keep:
+    found: dict[str, dict[str, float]] = {}
+    for name, factor in CANDIDATES.items():
+        if factor == 1.0:
+            continue  # the best checkpoint, validated already
         model.head.load_state_dict(trained)
-    else:
-        metrics.update(bare_metrics)
+        scale_correction(model, factor)
+        results = judge.validate(built.module, datamodule=built.datamodule, verbose=False)
+        found[name] = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    values = {name: found.get(name, metrics).get(monitor, math.nan) for name in CANDIDATES}
+    chosen = _best(values, mode)
+    model.head.load_state_dict(trained)
+    scale_correction(model, CANDIDATES[chosen])
+    metrics.update(found.get(chosen, {}))
     return {
         "rule": "validation",
         "monitor": monitor,
-        "hybrid": hybrid if math.isfinite(hybrid) else None,
-        "base": bare if math.isfinite(bare) else None,
-        "chosen": "hybrid" if keep else "base",
+        **{name: v if math.isfinite(v) else None for name, v in values.items()},
+        "chosen": chosen,
     }

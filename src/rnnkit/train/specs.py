@@ -96,8 +96,9 @@ class ForecasterSpec(_Checked):
     # "given": the last known covariate's future steps (an app computes them; see the model).
     base: Literal["none", "naive", "seasonal_naive", "ets", "given"] = "none"
     season: int = 0  # the base's period; 0: from the data (its frequency, or the app's season)
-    # "validation": at the end of the run the bare base competes with the best checkpoint on the
-    # validation split (the run's monitor); the correction is kept only if strictly better
+    # "validation": at the end of the run the bare base (head zeroed) and the equal-weight
+    # combination of base and hybrid (head halved) compete with the best checkpoint on the
+    # validation split (the run's monitor); ties keep the simpler: base, then combined
     # (`rnnkit.train.base_select`). "never": always the trained hybrid.
     base_select: Literal["validation", "never"] = "validation"
 

@@ -454,8 +454,9 @@ def fit(
     if test is None:  # runs on the user's files are always tested (beside their baselines)
         test = experiment.run.test or built.user_files is not None
     if test:
-        bare = chosen.get("base_select", {}).get("chosen") == "base"  # not the checkpoint's head
-        metrics.update(_test_best(trainer, built, None if bare else best_path))
+        # The base or the combination: the module's (scaled) head, not the checkpoint's.
+        scaled = chosen.get("base_select", {}).get("chosen", "hybrid") != "hybrid"
+        metrics.update(_test_best(trainer, built, None if scaled else best_path))
     metrics.update(built.baselines)
     wall = time.perf_counter() - start
     summary: dict[str, Any] = {}
