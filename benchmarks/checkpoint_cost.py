@@ -116,10 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": pairs,
         "cpu_ms_per_write": round(per_write, 2),
         "cpu_ms_per_step_default": default_cpu,
-        "cpu_ms_per_step_every_validation": statistics.median(
-            p["every_validation"]["cpu_ms_per_step"] for p in pairs
+        "cpu_ms_per_step_every_validation": round(
+            statistics.median(p["every_validation"]["cpu_ms_per_step"] for p in pairs), 2
         ),
         "cpu_ms_per_step_old_rule_estimate": round(old_cpu, 2),
+        "wall_ms_per_step_default": statistics.median(
+            p["default"]["wall_ms_per_step"] for p in pairs
+        ),
+        "wall_ms_per_step_every_validation": round(
+            statistics.median(p["every_validation"]["wall_ms_per_step"] for p in pairs), 2
+        ),
         "note": "old rule (last.ckpt beside every best.ckpt) = default + one write per best write",
     }
     write_json(ROOT / "benchmarks" / "results" / "checkpoint_cost.json", summary)
