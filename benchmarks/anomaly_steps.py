@@ -1,9 +1,11 @@
 """How long must the anomaly app's forecaster train? Validation NLL per seed, nothing else read.
 
     python benchmarks/anomaly_steps.py --steps 600 1200 --seeds 0 1 2 3
+    python benchmarks/anomaly_steps.py --steps 600 --experiment '{"data": {"epoch_samples": 4096}}'
 
 Each (steps, seed) trains the app's recipe (`configs/anomaly.yaml`) with ``trainer.max_steps``
-replaced, through the app's own `train_forecaster` (`rnnkit.train.fit`), and records the best
+replaced (and ``--experiment``, a JSON mapping, merged over the recipe's ``experiment:``),
+through the app's own `train_forecaster` (`rnnkit.train.fit`), and records the best
 checkpoint's one-step validation NLL with the process CPU seconds and the load. The test split is
 never scored here: this is the evidence the recipe's training length was chosen on. Appends to
 ``benchmarks/results/anomaly_steps.json``.
@@ -35,12 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, nargs="+", default=[600, 1200])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--experiment", type=json.loads, default={}, help="JSON merged over experiment:")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = ROOT / "benchmarks" / "results" / "anomaly_steps.json"
     rows: list[dict] = json.loads(out.read_text()) if out.is_file() else []
     for steps in args.steps:
-        cfg = merge(app_config("anomaly"), {"experiment": {"trainer": {"max_steps": steps}}})
+        change = merge(args.experiment, {"trainer": {"max_steps": steps}})
+        cfg = merge(app_config("anomaly"), {"experiment": change})
         recipe = anomaly.check_config(cfg)
         data = load(recipe.settings.dataset)
         train, val, test = (getattr(data, s).x[:, 0].float() for s in ("train", "val", "test"))
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 {
                     "max_steps": steps,
+                    "experiment": args.experiment,
                     "seed": seed,
                     "val_nll": round(nll, 4),
                     "val_nll_curve": curve,

@@ -126,3 +126,24 @@ def test_bad_config_and_input_fail_with_the_reason() -> None:
         model(x, y[0], lengths=lengths)
     with pytest.raises(ValueError, match="max_len must be >= 1, got 0"):
         model.decode(x, lengths=lengths, max_len=0)
+
+
+@pytest.mark.parametrize(
+    ("cell", "attention"), [("gru", "bahdanau"), ("lstm", "general"), ("gru", "none")]
+)
+@pytest.mark.parametrize("eos_bias", [0.0, 2.0, 50.0])  # none, some and every row stop early
+def test_forced_and_greedy_equals_forward_and_decode(
+    cell: str, attention: str, eos_bias: float
+) -> None:
+    torch.manual_seed(0)
+    model = small_model(cell=cell, attention=attention)
+    with torch.no_grad():
+        model.out.bias[EOS] += eos_bias
+    x, lengths, y = reversal(40)
+    logits, tokens = model.forced_and_greedy(x, y, lengths=lengths)
+    torch.testing.assert_close(logits, model(x, y, lengths=lengths).logits)
+    expected = model.decode(x, lengths=lengths, max_len=y.shape[1]).tokens
+    assert tokens.shape == expected.shape
+    assert torch.equal(tokens, expected)
+    if eos_bias == 50.0:
+        assert tokens.shape[1] == 1  # every row ended at once, as decode stops

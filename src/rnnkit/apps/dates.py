@@ -331,7 +331,6 @@ class Trained:
     val: float
     best_step: int
     steps: int
-    trainer_test_em: float  # `Seq2SeqTask`'s own test_exact_match: the same number, counted apart
     run: str
 
 
@@ -344,7 +343,11 @@ def _fit_one(
     tgt: Vocab,
 ) -> tuple[Trained, list[str], list[Tensor | None], list[str], list[Tensor | None]]:
     """Fit ``net`` for ``seed`` through `rnnkit.train.fit`, then decode the test and held-out
-    strings with the best checkpoint (the run's artifact, as `rnnkit predict` loads it)."""
+    strings with the best checkpoint (the run's artifact, as `rnnkit predict` loads it).
+
+    The trainer's own test pass is skipped (``test=False``): it would decode the same test
+    split again for the same exact match. The run still stores the test split, so `rnnkit test`
+    and `rnnkit predict` score it from the run directory alone."""
     exp = net.experiment(seed, root)
     run_dir = root / str(exp.run.name)
     if run_dir.exists():
@@ -352,7 +355,7 @@ def _fit_one(
     curve = ValidationCurve(str(exp.run.monitor))
     cpu = time.process_time()
     with timer() as clock:
-        result = fit(exp, data=parts, callbacks=[curve], test=True)
+        result = fit(exp, data=parts, callbacks=[curve], test=False)
         model: Any = load_run(result.run_dir).model
         assert parts.test is not None
         pred, weights = _decode_strings(model, parts.test, tgt)
@@ -368,7 +371,6 @@ def _fit_one(
         val=float(result.metrics[str(exp.run.monitor)]),
         best_step=int(result.summary.get("best_step") or 0),  # the checkpoint kept (tie-break)
         steps=int(exp.trainer.max_steps),
-        trainer_test_em=float(result.metrics["test_exact_match"]),
         run=str(result.run_dir),
     )
     return trained, pred, weights, held_pred, held_w
@@ -484,7 +486,6 @@ def _records(
         "val_exact_match": [t.val for t in r],
         "best_step": [t.best_step for t in r],
         "train_steps": r[0].steps,
-        "trainer_test_exact_match": [t.trainer_test_em for t in r],
         "runs": [t.run for t in r],
     }
     parser_name = "dateutil parser (dayfirst, fuzzy)"

@@ -245,6 +245,37 @@ class Seq2Seq(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=self.config.pad_id)
 
     @torch.no_grad()
+    def forced_and_greedy(
+        self, x: Tensor, y: Tensor, *, lengths: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher-forced logits ``(B, M, V)`` and greedy tokens ``(B, N)``, ``N <= M``, from one
+        decoder loop: what ``forward(x, y).logits`` and ``decode(x, max_len=M).tokens`` return.
+
+        Validation needs both (the loss reads the logits given the true previous tokens, exact
+        match the model's own output). Run as the two halves of one batch, rows ``0..B-1`` fed
+        ``y`` and rows ``B..2B-1`` their own argmax, they share the encoder and one Python loop
+        of ``M`` decoder steps instead of two, which is most of the cost for small models on a
+        CPU. Greedy rows stay EOS after their first EOS, and ``N`` stops where every row has
+        finished, as `decode` does. Runs in the module's current mode (eval for validation).
+        """
+        batch, steps = y.shape
+        state = self.encode(x, lengths=lengths)
+        rows = torch.arange(batch, device=y.device)
+        state = _select(state, torch.cat([rows, rows]))  # (2B, ...): forced, then greedy
+        token = y.new_full((2 * batch,), self.config.bos_id)
+        finished = torch.zeros(batch, dtype=torch.bool, device=y.device)
+        logits, tokens = [], []
+        for t in range(steps):
+            step_logits, state, _ = self.step(token, state)  # (2B, V)
+            logits.append(step_logits[:batch])
+            own = step_logits[batch:].argmax(dim=-1).masked_fill(finished, self.config.eos_id)
+            if not bool(finished.all()):  # decode stops once every row has finished
+                tokens.append(own)
+            finished = finished | (own == self.config.eos_id)
+            token = torch.cat([y[:, t], own])
+        return torch.stack(logits, dim=1), torch.stack(tokens, dim=1)
+
+    @torch.no_grad()
     def decode(
         self,
         x: Tensor,

@@ -174,7 +174,10 @@ class TrainerConfig:
     precision: str = "32-true"  # "32-true", "bf16-mixed", "16-mixed"
     deterministic: bool = False  # torch deterministic algorithms (for exact resume tests)
     enable_progress_bar: bool = True  # Lightning's progress bar
-    checkpoint_every_n_steps: int = 0  # also write last.ckpt every N steps (0: at validation only)
+    checkpoint_every_n_steps: int = 0  # also write last.ckpt every N steps (0: off)
+    # last.ckpt (for --resume) at a validation once this many seconds passed since its previous
+    # write (0: at every validation), and always when training ends; best.ckpt is separate.
+    last_checkpoint_every_s: float = 60.0
     num_threads: int = 0  # torch intra-op threads (0: torch's default)
     diagnostics_every: int = 0  # gradient flow etc. every N steps into RUN/diagnostics (0: off)
     # Non-finite loss/gradient steps are always skipped; this many in a row stop the run.
@@ -260,6 +263,12 @@ class TrainerConfig:
             k + "precision",
             "one of " + ", ".join(precisions),
             self.precision,
+        )
+        _need(
+            _finite(self.last_checkpoint_every_s) and self.last_checkpoint_every_s >= 0,
+            k + "last_checkpoint_every_s",
+            "a finite number >= 0 (0: at every validation)",
+            self.last_checkpoint_every_s,
         )
         for name in ("checkpoint_every_n_steps", "num_threads", "diagnostics_every"):
             _need(getattr(self, name) >= 0, k + name, ">= 0 (0: off)", getattr(self, name))

@@ -17,11 +17,19 @@ Two small subclasses of Lightning's own callbacks, so checkpoint choice and earl
   could still be the early lucky one, which is what the test split would then score.
 
 Both keep their extra state in ``state_dict`` so ``--resume`` continues the same comparison.
+
+`ResumePoint` writes ``last.ckpt``, the point ``--resume`` continues from, apart from the best
+checkpoint: at the end of training, every ``trainer.checkpoint_every_n_steps`` steps when set,
+and at a validation once ``trainer.last_checkpoint_every_s`` seconds have passed since its
+previous write. Lightning's ``save_last`` instead rewrote it beside every new best, a second
+fsync'd, hashed write of the same state; a killed run now loses at most that many seconds of
+training (or the steps since the last N-step write).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Literal
 
 import lightning as L
@@ -79,13 +87,16 @@ class TieBreak:
 
 
 class BestCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` (top 1) with the tie-break and the warm-up; records the best step."""
+    """``ModelCheckpoint`` (top 1) with the tie-break and the warm-up; records the best step and
+    the validation metrics the kept checkpoint scored (``best_metrics``), so `fit` need not
+    validate it again when those covered the whole split."""
 
     def __init__(self, *, tiebreak: TieBreak, min_steps: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tiebreak, self.min_steps = tiebreak, min_steps
         self.best_step: int | None = None
         self.best_epoch: int | None = None
+        self.best_metrics: dict[str, float] = {}
 
     @property
     def state_key(self) -> str:
@@ -112,6 +123,11 @@ class BestCheckpoint(ModelCheckpoint):
     ) -> None:
         self.tiebreak.best = self.tiebreak.value(trainer)
         self.best_step, self.best_epoch = trainer.global_step, trainer.current_epoch
+        self.best_metrics = {
+            k: float(v)
+            for k, v in monitor_candidates.items()
+            if k.startswith("val_") and v.numel() == 1
+        }
         super()._update_best_and_save(current, trainer, monitor_candidates)
 
     def state_dict(self) -> dict[str, Any]:
@@ -120,6 +136,7 @@ class BestCheckpoint(ModelCheckpoint):
             **self.tiebreak.state(),
             "best_step": self.best_step,
             "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -127,6 +144,7 @@ class BestCheckpoint(ModelCheckpoint):
         self.tiebreak.load(state_dict)
         self.best_step = state_dict.get("best_step")
         self.best_epoch = state_dict.get("best_epoch")
+        self.best_metrics = dict(state_dict.get("best_metrics") or {})
 
 
 class TieBreakEarlyStopping(EarlyStopping):
@@ -169,3 +187,57 @@ class TieBreakEarlyStopping(EarlyStopping):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self.tiebreak.load(state_dict)
+
+
+class ResumePoint(ModelCheckpoint):
+    """``last.ckpt`` at the end of training, every ``every_n_train_steps`` steps (0: off), and
+    at a validation when ``every_s`` seconds have passed since the previous write (0: at every
+    validation). A write after a step's validation replaces one made before it at that step, so a
+    resumed run never repeats a validation. Weights holding NaN/Inf at the end are not written
+    (the last finite ``last.ckpt`` stays; the checkpoint writer refuses them anyway)."""
+
+    def __init__(self, *, every_s: float, every_n_train_steps: int = 0, **kwargs: Any) -> None:
+        super().__init__(
+            monitor=None,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=every_n_train_steps or None,
+            every_n_epochs=0,
+            **kwargs,
+        )
+        self.every_s = every_s
+        self._written_at: float | None = None  # time.monotonic() of this run's last write
+
+    @property
+    def state_key(self) -> str:
+        return _parent_key(self, ModelCheckpoint)
+
+    def _save_last_checkpoint(
+        self, trainer: L.Trainer, monitor_candidates: dict[str, Tensor]
+    ) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._written_at = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._written_at = time.monotonic()  # the interval counts training time from here
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        assert self._written_at is not None
+        due = time.monotonic() - self._written_at >= self.every_s
+        before_validation = self._last_global_step_saved == trainer.global_step
+        if trainer.strategy.reduce_boolean_decision(due or before_validation, all=False):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._last_global_step_saved == trainer.global_step or _nonfinite(pl_module):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def _nonfinite(module: L.LightningModule) -> bool:
+    return any(
+        p.is_floating_point() and not bool(torch.isfinite(p).all()) for p in module.parameters()
+    )

@@ -25,7 +25,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
@@ -47,7 +47,7 @@ from rnnkit.train.run import (
     plot_loss_curve,
     save_artifact,
 )
-from rnnkit.train.selection import BestCheckpoint, TieBreak, TieBreakEarlyStopping
+from rnnkit.train.selection import BestCheckpoint, ResumePoint, TieBreak, TieBreakEarlyStopping
 from rnnkit.train.tasks import TASKS, Built
 
 RUN_DIR_ENV = "RNNKIT_RUN_DIR"  # set by rank 0 so DDP worker processes write to the same run
@@ -199,8 +199,9 @@ def resume_checkpoint(resume: str) -> Path:
     ckpt = path if path.suffix == ".ckpt" else path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise ValueError(
-            f"cannot resume: checkpoint {ckpt} does not exist (a run writes it at its first "
-            "validation or every trainer.checkpoint_every_n_steps steps)"
+            f"cannot resume: checkpoint {ckpt} does not exist (a run writes it when training "
+            "ends, at a validation every trainer.last_checkpoint_every_s seconds, and every "
+            "trainer.checkpoint_every_n_steps steps)"
         )
     return ckpt
 
@@ -258,22 +259,16 @@ def make_trainer(
         monitor=monitor,
         mode=mode,
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
-    cbs: list[Callback] = [best]
-    if t.checkpoint_every_n_steps > 0:
-        cbs.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                filename="step",
-                monitor=None,
-                save_top_k=0,
-                save_last=True,
-                every_n_train_steps=t.checkpoint_every_n_steps,
-                enable_version_counter=False,
-            )
-        )
+    last = ResumePoint(
+        every_s=t.last_checkpoint_every_s,
+        every_n_train_steps=t.checkpoint_every_n_steps,
+        dirpath=ckpt_dir,
+        filename="step",
+        enable_version_counter=False,
+    )
+    cbs: list[Callback] = [best, last]
     if es.enabled:
         cbs.append(
             TieBreakEarlyStopping(
@@ -433,17 +428,7 @@ def fit(
     }
     best_path = run_dir / "checkpoints" / "best.ckpt"
     if final_eval:
-        ckpt = str(best_path) if best_path.is_file() else None
-        # The final numbers cover the whole validation split (the baselines do too).
-        trainer.limit_val_batches = 1.0
-        results = trainer.validate(
-            built.module,
-            datamodule=built.datamodule,
-            ckpt_path=ckpt,
-            verbose=False,
-            weights_only=True,
-        )
-        metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
+        metrics.update(_final_validation(experiment, trainer, built, best_path))
     chosen: dict[str, Any] = {}
     if final_eval and selects_base(experiment):
         device = experiment.trainer.accelerator
@@ -612,6 +597,38 @@ def _fit_ensemble(
         built.module.model = loaded.model
         summary.update(judge(built, metrics, experiment, run_dir))
     return RunResult(run_dir=run_dir, metrics=metrics, summary=summary)
+
+
+def _final_validation(
+    experiment: Any, trainer: L.Trainer, built: Built, best_path: Path
+) -> dict[str, float]:
+    """The best checkpoint's metrics on the whole validation split, its weights in the module.
+
+    When the checks during training already covered the whole split (``limit_val_batches:
+    1.0``), the kept checkpoint's own validation is that number: its weights are loaded and its
+    recorded metrics returned, with no second pass (the same weights on the same data give the
+    same values). Otherwise — part of the split per check, no candidate yet, several processes —
+    the checkpoint (or the last weights) is validated again.
+    """
+    best = next((c for c in trainer.callbacks if isinstance(c, BestCheckpoint)), None)  # type: ignore[attr-defined]
+    whole = experiment.trainer.limit_val_batches == 1.0 and isinstance(
+        experiment.trainer.limit_val_batches, float
+    )
+    if whole and trainer.world_size == 1 and best is not None and best.best_metrics:
+        if best_path.is_file():  # restored as trainer.validate(ckpt_path=...) restores it
+            ckpt = load_checkpoint(best_path)
+            built.module.on_load_checkpoint(ckpt)
+            built.module.load_state_dict(ckpt["state_dict"])
+            return dict(best.best_metrics)
+    trainer.limit_val_batches = 1.0  # the final numbers cover the whole validation split
+    results = trainer.validate(
+        built.module,
+        datamodule=built.datamodule,
+        ckpt_path=str(best_path) if best_path.is_file() else None,
+        verbose=False,
+        weights_only=True,
+    )
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
 
 
 def _test_best(trainer: L.Trainer, built: Built, best_path: Path | None) -> dict[str, float]:

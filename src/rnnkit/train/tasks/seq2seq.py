@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data.text import Vocab
@@ -51,24 +52,17 @@ class Seq2SeqTask(TaskModule):
 
     def _loss_and_sums(self, batch: Batch, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
         assert batch.y is not None
-        forcing = self.teacher_forcing if stage == "train" else 1.0
-        loss = self.model.loss(batch.x, batch.y, lengths=batch.lengths, teacher_forcing=forcing)
-        rows = torch.tensor(float(len(batch)), device=loss.device)
-        sums = {"loss_sum": loss.detach().double() * rows, "rows": rows}
-        if stage != "train":
-            sums.update(self._decode_sums(batch))
-        return loss, sums
-
-    def _decode_sums(self, batch: Batch) -> dict[str, Tensor]:
-        assert batch.y is not None
         y = batch.y  # (B, M)
-        tokens = self.model.decode(batch.x, lengths=batch.lengths, max_len=y.shape[1]).tokens
-        pred = torch.full_like(y, PAD)
-        pred[:, : tokens.shape[1]] = tokens[:, : y.shape[1]]
-        real = y != PAD
-        same = (pred == y) & real
-        exact = (same.sum(1) == real.sum(1)).sum()
-        return {"tokens": real.sum().double(), "correct": same.sum().double(), "exact": exact}
+        decoded: dict[str, Tensor] = {}
+        if stage == "train":
+            forcing = self.teacher_forcing
+            loss = self.model.loss(batch.x, y, lengths=batch.lengths, teacher_forcing=forcing)
+        else:  # the loss's teacher-forced logits and the greedy tokens from one decoder loop
+            logits, tokens = self.model.forced_and_greedy(batch.x, y, lengths=batch.lengths)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=PAD)
+            decoded = _decode_sums(tokens, y)
+        rows = torch.tensor(float(len(batch)), device=loss.device)
+        return loss, {"loss_sum": loss.detach().double() * rows, "rows": rows, **decoded}
 
     def _metrics(self, s: dict[str, Tensor]) -> dict[str, float]:
         out = {"loss": float(s["loss_sum"] / s["rows"])}
@@ -76,6 +70,17 @@ class Seq2SeqTask(TaskModule):
             out["token_accuracy"] = float(s["correct"] / s["tokens"])
             out["exact_match"] = float(s["exact"] / s["rows"])
         return out
+
+
+def _decode_sums(tokens: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """Greedy ``tokens`` ``(B, N)`` against targets ``y`` ``(B, M)``: matched real positions, and
+    rows matched at every real position (exact match); positions past ``N`` count as ``<pad>``."""
+    pred = torch.full_like(y, PAD)
+    pred[:, : tokens.shape[1]] = tokens[:, : y.shape[1]]
+    real = y != PAD
+    same = (pred == y) & real
+    exact = (same.sum(1) == real.sum(1)).sum()
+    return {"tokens": real.sum().double(), "correct": same.sum().double(), "exact": exact}
 
 
 def build_seq2seq(experiment: Seq2SeqExperiment, data: Any = None) -> Built:
