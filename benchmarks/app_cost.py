@@ -1,6 +1,8 @@
 """Does an application cost more on the library trainer than on the hand-written loop it replaced?
 
     python benchmarks/app_cost.py --ref 605a571 --apps music dates --pairs 2 [--full]
+    python benchmarks/app_cost.py --ref 605a571 --apps sentiment --full \
+        --new-config sentiment=benchmarks/recipes/sentiment_loop.yaml
 
 ``--ref`` is a commit whose applications still trained in their own loops (``605a571`` is the
 last one where six of them did; the classification apps used ``apps/_classify.py`` there). That
@@ -15,6 +17,10 @@ Per pair: wall seconds and the child process's CPU seconds; per application: the
 paired ratios new / old (CPU, and wall), the load average before and after. ``--quick`` (the
 default) runs each recipe's CI-sized ``quick:`` form, ``--full`` the full recipe. Writes
 ``benchmarks/results/app_cost[-full].json`` (rerunning an application replaces its entry).
+
+``--new-config APP=RECIPE`` runs this tree's side of APP with RECIPE instead of the shipped one,
+recorded under ``"APP (RECIPE file name)"``: where a recipe was since changed to train more (chosen
+on validation), a recipe with the old loop's model and epochs measures the trainer alone.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from _timing import write_json  # noqa: E402
 CHILD = (
     "import sys, torch; torch.set_num_threads(1);"
     "from rnnkit.apps._common import run_app;"
-    "run_app(sys.argv[1], seeds=[int(sys.argv[2])], out_dir=sys.argv[3], quick=sys.argv[4] == '1')"
+    "run_app(sys.argv[1], seeds=[int(sys.argv[2])], out_dir=sys.argv[3], quick=sys.argv[4] == '1',"
+    " config=sys.argv[5] or None)"
 )
 
 
@@ -50,12 +57,14 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(src: Path, app: str, seed: int, out: Path, *, quick: bool) -> tuple[float, float]:
+def run_once(
+    src: Path, app: str, seed: int, out: Path, *, quick: bool, config: str = ""
+) -> tuple[float, float]:
     """(wall s, CPU s) of one application run from the sources in ``src`` (cwd: its tree)."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
     cpu, start = _child_cpu(), time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, app, str(seed), str(out), "1" if quick else "0"],
+        [sys.executable, "-c", CHILD, app, str(seed), str(out), "1" if quick else "0", config],
         cwd=src.parent,
         env=env,
         capture_output=True,
@@ -74,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apps", nargs="+", required=True)
     p.add_argument("--pairs", type=int, default=2, help="old/new pairs per application")
     p.add_argument("--full", action="store_true", help="the full recipe, not its quick form")
+    p.add_argument(
+        "--new-config",
+        nargs="*",
+        default=[],
+        metavar="APP=RECIPE",
+        help="this tree's side of APP runs RECIPE instead of the shipped recipe",
+    )
     args = p.parse_args(argv)
+    recipes = dict(item.split("=", 1) for item in args.new_config)
     out = ROOT / "benchmarks" / "results" / f"app_cost{'-full' if args.full else ''}.json"
     results: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,14 +109,26 @@ def main(argv: list[str] | None = None) -> int:
                 for k in range(args.pairs):
                     row: dict[str, Any] = {"seed": k}
                     for name, src in trees.items():
+                        recipe = (
+                            str(Path(recipes[app]).resolve())
+                            if name == "new" and app in recipes
+                            else ""
+                        )
                         wall, cpu = run_once(
-                            src, app, k, Path(tmp) / f"{name}-{app}-{k}", quick=not args.full
+                            src,
+                            app,
+                            k,
+                            Path(tmp) / f"{name}-{app}-{k}",
+                            quick=not args.full,
+                            config=recipe,
                         )
                         row[f"{name}_wall_s"], row[f"{name}_cpu_s"] = round(wall, 2), round(cpu, 2)
                     rows.append(row)
                     print(app, row, flush=True)
-                results[app] = {
+                key = f"{app} ({Path(recipes[app]).name})" if app in recipes else app
+                results[key] = {
                     "ref": args.ref,
+                    "new_recipe": recipes.get(app, "shipped"),
                     "recipe": "full" if args.full else "quick",
                     "torch_threads": 1,
                     "cpus": os.cpu_count(),
@@ -113,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                         statistics.median(r["new_wall_s"] / r["old_wall_s"] for r in rows), 3
                     ),
                 }
-                print(app, {k: v for k, v in results[app].items() if k != "pairs"}, flush=True)
+                print(key, {k: v for k, v in results[key].items() if k != "pairs"}, flush=True)
                 write_json(out, results)  # one app at a time; the others' entries are kept
         finally:
             subprocess.run(
