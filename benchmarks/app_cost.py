@@ -18,9 +18,10 @@ paired ratios new / old (CPU, and wall), the load average before and after. ``--
 default) runs each recipe's CI-sized ``quick:`` form, ``--full`` the full recipe. Writes
 ``benchmarks/results/app_cost[-full].json`` (rerunning an application replaces its entry).
 
-``--new-config APP=RECIPE`` runs this tree's side of APP with RECIPE instead of the shipped one,
-recorded under ``"APP (RECIPE file name)"``: where a recipe was since changed to train more (chosen
-on validation), a recipe with the old loop's model and epochs measures the trainer alone.
+``--new-config APP=RECIPE`` runs this tree's side of APP with RECIPE instead of the shipped one
+(``--old-config`` the old tree's side, in that tree's recipe format), recorded under ``"APP
+(RECIPE file names)"``: where a recipe was since changed to train more (chosen on validation), the
+same model and budget on both sides measures the trainer alone.
 """
 
 from __future__ import annotations
@@ -83,15 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apps", nargs="+", required=True)
     p.add_argument("--pairs", type=int, default=2, help="old/new pairs per application")
     p.add_argument("--full", action="store_true", help="the full recipe, not its quick form")
-    p.add_argument(
-        "--new-config",
-        nargs="*",
-        default=[],
-        metavar="APP=RECIPE",
-        help="this tree's side of APP runs RECIPE instead of the shipped recipe",
-    )
+    for side in ("new", "old"):
+        p.add_argument(
+            f"--{side}-config",
+            nargs="*",
+            default=[],
+            metavar="APP=RECIPE",
+            help=f"the {side} tree's side of APP runs RECIPE instead of its shipped recipe",
+        )
     args = p.parse_args(argv)
-    recipes = dict(item.split("=", 1) for item in args.new_config)
+    recipes = {
+        "new": dict(item.split("=", 1) for item in args.new_config),
+        "old": dict(item.split("=", 1) for item in args.old_config),
+    }
     out = ROOT / "benchmarks" / "results" / f"app_cost{'-full' if args.full else ''}.json"
     results: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                         row[f"{name}_wall_s"], row[f"{name}_cpu_s"] = round(wall, 2), round(cpu, 2)
                     rows.append(row)
                     print(app, row, flush=True)
-                key = f"{app} ({Path(recipes[app]).name})" if app in recipes else app
+                names = [Path(r[app]).name for r in recipes.values() if app in r]
+                key = f"{app} ({', '.join(names)})" if names else app
                 results[key] = {
                     "ref": args.ref,
-                    "new_recipe": recipes.get(app, "shipped"),
+                    "new_recipe": recipes["new"].get(app, "shipped"),
+                    "old_recipe": recipes["old"].get(app, "shipped"),
                     "recipe": "full" if args.full else "quick",
                     "torch_threads": 1,
                     "cpus": os.cpu_count(),
