@@ -41,6 +41,7 @@ LAYER_OF = {
     "integrity": "core",  # stdlib only: file digests and atomic-write leftovers
     "provenance": "core",  # the versions a run records
     "cell_names": "core",  # stdlib only: the cell names configs accept
+    "frame_options": "core",  # stdlib only: the framing options configs accept
     "models": "models",
     "data": "data",
     "diagnostics": "diagnostics",

@@ -176,6 +176,7 @@ def test_ts_reads_labels_and_declared_classes(tmp_path: Path) -> None:
             "row 9: no ':label' after the values, but header row 6 says @classlabel true a b",
         ),
         (("@equalLength true", "@equalLength maybe"), "row 4: @equallength must be true or false"),
+        (("@equalLength true", "@"), "row 4: '@' with no header name"),  # found by the fuzz test
     ],
 )
 def test_ts_header_that_lies(tmp_path: Path, change: tuple[str, str], message: str) -> None:

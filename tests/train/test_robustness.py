@@ -319,3 +319,19 @@ def test_finished_artifact_has_digests_and_finite_weights(finished: Path) -> Non
         assert torch.isfinite(value).all()
     for ckpt in (finished / "checkpoints").glob("*.ckpt"):
         assert verify_recorded(ckpt)
+
+
+def test_all_finite_finds_one_nan_or_inf_anywhere_and_passes_huge_finite_weights() -> None:
+    """The per-step check after each update (`DivergenceGuard`) reads each tensor's largest
+    magnitude; one bad element anywhere must fail it, extreme but finite values must not."""
+    from rnnkit.diagnostics.guard import all_finite
+
+    weights = [torch.randn(300, 7), torch.randn(5), torch.empty(0)]
+    assert all_finite(weights) and all_finite([])
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for where in ((0, 0), (123, 4), (299, 6)):
+            broken = [w.clone() for w in weights]
+            broken[0][where] = bad
+            assert not all_finite(broken), (bad, where)
+    huge = [torch.full((3,), 3.0e38), torch.full((2,), -3.0e38)]
+    assert all_finite(huge)

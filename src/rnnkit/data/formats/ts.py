@@ -32,8 +32,10 @@ def read_ts(path: StrPath) -> LabelledSequences:
             continue
         if not line.startswith("@"):
             raise ValueError(f"{path} row {n}: {line[:30]!r} before @data is not a header line")
-        key, *rest = line[1:].split()
-        key = key.lower()
+        words = line[1:].split()
+        if not words:
+            raise ValueError(f"{path} row {n}: '@' with no header name (e.g. @problemName, @data)")
+        key, rest = words[0].lower(), words[1:]
         if key == "data":
             data_line = n
             break
