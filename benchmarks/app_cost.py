@@ -114,11 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 for k in range(args.pairs):
                     row: dict[str, Any] = {"seed": k}
                     for name, src in trees.items():
-                        recipe = (
-                            str(Path(recipes[app]).resolve())
-                            if name == "new" and app in recipes
-                            else ""
-                        )
+                        given = recipes[name].get(app)
+                        recipe = str(Path(given).resolve()) if given else ""
                         wall, cpu = run_once(
                             src,
                             app,
