@@ -64,7 +64,8 @@ from rnnkit.train.trainer import build, fit
 )
 def test_specs_match_model_configs(spec: Any, config: Any, data_fields: set[str]) -> None:
     """A spec is its model config minus the data-decided sizes (plus trainer-side options)."""
-    spec_fields = {f.name for f in dataclasses.fields(spec)} - {"teacher_forcing", "ensemble"}
+    trainer_side = {"teacher_forcing", "ensemble", "base_select"}
+    spec_fields = {f.name for f in dataclasses.fields(spec)} - trainer_side
     model_fields = {f.name for f in dataclasses.fields(config)}
     assert spec_fields == model_fields - data_fields
 
