@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import lightning as L
 import torch
 
 from rnnkit.train.tasks.base import Built
@@ -82,14 +81,7 @@ def select_base(
     trained = {k: v.clone() for k, v in model.head.state_dict().items()}
     # A trainer of its own: the run's logger would add the candidates' rows to metrics.csv,
     # where they would read as more validations of the training curve.
-    judge = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=built.use_distributed_sampler,
-    )
+    judge = built.scoring_trainer(accelerator)
     found: dict[str, dict[str, float]] = {}
     for name, factor in CANDIDATES.items():
         if factor == 1.0:

@@ -752,14 +752,7 @@ def evaluate(
     else:
         built.module.model.load_state_dict(loaded.model.state_dict())
     _quiet()
-    trainer = L.Trainer(
-        accelerator=experiment.trainer.accelerator,
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=built.use_distributed_sampler,
-    )  # whole splits, as the final numbers of fit
+    trainer = built.scoring_trainer(experiment.trainer.accelerator)  # whole splits, as fit's
     run = trainer.validate if stage == "validate" else trainer.test
     results = run(built.module, datamodule=built.datamodule, verbose=False)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}

@@ -343,13 +343,7 @@ class _Objective:
             steps.append(watch.best_step)
         assert built is not None
         built.module.model = EnsembleClassifier(models)
-        trainer = L.Trainer(
-            accelerator=experiment.trainer.accelerator,
-            devices=1,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
+        trainer = built.scoring_trainer(experiment.trainer.accelerator)
         results = trainer.validate(built.module, datamodule=built.datamodule, verbose=False)
         value = float(results[0].get(self.monitor, math.nan)) if results else math.nan
         if not math.isfinite(value):

@@ -228,6 +228,18 @@ class Built:
     # "series", "origins" per split, "season"); `rnnkit.evaluate.run_inputs` reads them.
     reference: dict[str, Any] = field(default_factory=dict)
 
+    def scoring_trainer(self, accelerator: str) -> L.Trainer:
+        """A quiet one-device trainer that scores this task's splits whole (`evaluate`, the base
+        selection, an ensemble trial's averaged members): no logger, bar or checkpoints."""
+        return L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=self.use_distributed_sampler,
+        )
+
 
 class Samples(Dataset[Any]):
     """A list of samples as a map-style dataset."""
