@@ -71,13 +71,7 @@ def _as_sequence(seq: Any, i: int, source: str) -> Tensor:
         raise ValueError(f"{source} row {i}: expected (T,) or (T, I), got shape {tuple(t.shape)}")
     if t.shape[0] == 0:
         raise ValueError(f"{source} row {i}, column 0: sequence has no steps")
-    if t.is_floating_point():
-        bad = ~torch.isfinite(t)
-        if bad.any():
-            step = int(bad.nonzero()[0, 0])
-            raise ValueError(f"{source} row {i}, step {step}: value is NaN or infinite")
-        t = t.float()
-    return t
+    return t.float() if t.is_floating_point() else t  # finiteness: once per batch (`collate`)
 
 
 def _check_features(seqs: Sequence[Tensor], source: str) -> None:
@@ -113,6 +107,9 @@ def collate(
     x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=pad_value)  # (B, T, ·)
     if not x.is_floating_point():
         x = x.long()
+    elif not bool(torch.isfinite(x).all()):  # one check for the batch, not one per sequence
+        row, step = (int(v) for v in (~torch.isfinite(x)).nonzero()[0, :2])
+        raise ValueError(f"{source} row {row}, step {step}: value is NaN or infinite")
     ys = [y for _, y in samples]
     missing = [i for i, y in enumerate(ys) if y is None]
     if len(missing) == len(ys):
