@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def total_grad_norm(module: torch.nn.Module) -> float:
     return float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads])))
 
 
-def all_finite(tensors: list[torch.Tensor]) -> bool:
+def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether every element of ``tensors`` is finite, from each tensor's largest magnitude (NaN
     propagates through ``amax``, Inf stays Inf). Checked after every update: on CPU this is ~10x
     cheaper than ``isfinite(t).all()`` (0.25 vs 3 ms a step for a 20k x 64 embedding)."""

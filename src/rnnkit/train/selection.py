@@ -37,6 +37,8 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import Tensor
 
+from rnnkit.diagnostics.guard import all_finite
+
 
 def _parent_key(callback: Any, parent: type) -> str:
     """The key Lightning stores the callback's state under, named as its parent's: checkpoints of
@@ -232,12 +234,7 @@ class ResumePoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._last_global_step_saved == trainer.global_step or _nonfinite(pl_module):
+        weights = [p for p in pl_module.parameters() if p.is_floating_point()]
+        if self._last_global_step_saved == trainer.global_step or not all_finite(weights):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-def _nonfinite(module: L.LightningModule) -> bool:
-    return any(
-        p.is_floating_point() and not bool(torch.isfinite(p).all()) for p in module.parameters()
-    )
