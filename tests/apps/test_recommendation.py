@@ -13,10 +13,11 @@ import torch
 
 from rnnkit.apps import app_config, run_app
 from rnnkit.apps._common import torch_threads
-from rnnkit.apps.recommendation import check_config, model_scores, rank_metrics, ranks, run
+from rnnkit.apps.recommendation import check_config, model_scores, rank_metrics, run
 from rnnkit.cli import main as cli
 from rnnkit.data import load
 from rnnkit.models import LanguageModel, LanguageModelConfig
+from rnnkit.train.predict import target_ranks as ranks
 
 
 def test_movielens_loader_leave_one_out() -> None:

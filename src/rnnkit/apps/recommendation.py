@@ -38,7 +38,7 @@ from rnnkit.apps._common import app_experiment, app_settings, record, timer
 from rnnkit.data import load
 from rnnkit.models import LanguageModel
 from rnnkit.train import DataParts, ExtraMetrics, build, fit
-from rnnkit.train.predict import next_token_scores
+from rnnkit.train.predict import next_token_scores, rankable, target_ranks
 
 APP = "recommendation"
 
@@ -97,12 +97,6 @@ class Settings:
 # ---- ranking metrics ----
 
 
-def ranks(scores: Tensor, targets: Tensor) -> Tensor:
-    """1-based rank of each target among the scores ``(N, V)``; ties count against the target."""
-    target_scores = scores.gather(1, targets[:, None])  # (N, 1)
-    return (scores >= target_scores).sum(dim=1)
-
-
 def rank_metrics(rank: Tensor, k: int) -> dict[str, float]:
     """HR@k, NDCG@k and MRR of 1-based ranks."""
     r = rank.double()
@@ -117,20 +111,6 @@ def rank_metrics(rank: Tensor, k: int) -> dict[str, float]:
 def hit_curve(rank: Tensor, max_k: int) -> np.ndarray:
     """HR@k for k = 1..max_k."""
     return np.array([float((rank <= k).double().mean()) for k in range(1, max_k + 1)])
-
-
-def _exclusion(histories: list[Tensor], vocab: int, exclude_seen: bool) -> Tensor:
-    """``(N, V)`` True where an item may not be recommended: padding 0, and seen items."""
-    mask = torch.zeros(len(histories), vocab, dtype=torch.bool)
-    mask[:, 0] = True
-    if exclude_seen:
-        for i, h in enumerate(histories):
-            mask[i, h.long()] = True
-    return mask
-
-
-def _masked(scores: Tensor, mask: Tensor) -> Tensor:
-    return scores.masked_fill(mask, float("-inf"))
 
 
 # ---- baselines ----
@@ -183,9 +163,9 @@ def model_scores(model: LanguageModel, histories: list[Tensor], batch_size: int 
 def _evaluate(
     scores: Tensor, histories: list[Tensor], targets: Tensor, settings: EvalSettings
 ) -> Tensor:
-    vocab = scores.shape[1]
-    mask = _exclusion(histories, vocab, settings.exclude_seen)
-    return ranks(_masked(scores.double(), mask), targets)
+    # padding (id 0) never offered; the same rule `rnnkit predict` reads from the run (parts())
+    masked = rankable(scores, histories, exclude=[0], exclude_seen=settings.exclude_seen)
+    return target_ranks(masked, targets)
 
 
 def experiment(config: dict[str, Any], settings: Settings, *, seed: int, root: Path) -> Any:

@@ -30,6 +30,8 @@ __all__ = [
     "predict_next",
     "predict_run",
     "predict_split",
+    "rankable",
+    "target_ranks",
 ]
 
 
@@ -188,6 +190,29 @@ def next_token_scores(model: Any, histories: Sequence[Tensor], *, batch_size: in
     return out
 
 
+def rankable(
+    scores: Tensor,
+    histories: Sequence[Tensor],
+    *,
+    exclude: Sequence[int] = (),
+    exclude_seen: bool = False,
+) -> Tensor:
+    """``scores`` ``(N, V)`` as float64 with the tokens that may not be offered at -inf: the ids
+    in ``exclude`` (padding) and, with ``exclude_seen``, those already in each row's history."""
+    never = torch.zeros(scores.shape[1], dtype=torch.bool)
+    never[list(exclude)] = True
+    out = scores.double().masked_fill(never, float("-inf"))
+    if exclude_seen:
+        for row, h in enumerate(histories):
+            out[row, torch.as_tensor(h).long()] = float("-inf")
+    return out
+
+
+def target_ranks(scores: Tensor, targets: Tensor) -> Tensor:
+    """1-based rank of each target among the scores ``(N, V)``; ties count against the target."""
+    return (scores >= scores.gather(1, targets[:, None])).sum(dim=1)
+
+
 def _test_sequences(loaded: Any) -> tuple[list[Any], dict[str, Any]]:
     """A sequences language model's test split and its data meta (the stored split of a run an
     application trained in memory, else the one its config reads)."""
@@ -228,14 +253,13 @@ def predict_next(loaded: Any, path: Path, *, top_k: int | None = None) -> dict[s
         raise ValueError(f"test sequence {short} has fewer than 2 tokens: no history to rank from")
     histories = [torch.as_tensor(s[:-1], dtype=torch.int64) for s in sequences]
     targets = torch.as_tensor(np.array([int(s[-1]) for s in sequences]), dtype=torch.int64)
-    scores = next_token_scores(loaded.model, histories).double()  # (N, V)
-    never = torch.zeros(scores.shape[1], dtype=torch.bool)
-    never[[int(i) for i in rules.get("exclude", [])]] = True
-    scores = scores.masked_fill(never, float("-inf"))
-    if rules.get("exclude_seen", False):
-        for row, h in enumerate(histories):
-            scores[row, h] = float("-inf")
-    rank = (scores >= scores.gather(1, targets[:, None])).sum(dim=1)  # (N,) 1-based, pessimistic
+    scores = rankable(
+        next_token_scores(loaded.model, histories),
+        histories,
+        exclude=[int(i) for i in rules.get("exclude", [])],
+        exclude_seen=bool(rules.get("exclude_seen", False)),
+    )  # (N, V)
+    rank = target_ranks(scores, targets)
     top = scores.topk(min(k, scores.shape[1]), dim=1).indices  # (N, k), best first
     names = meta.get("token_names") or (loaded.vocab.tokens if loaded.vocab is not None else None)
     header = ["row", "prediction", "target", "rank"]
