@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from torch import Tensor, nn
 
 from rnnkit.data import Vocab
 from rnnkit.train.artifact import LoadedRun, load_run
+from rnnkit.train.predict_files import write_csv
 from rnnkit.train.trainer import rebuild
 
 __all__ = [
@@ -156,11 +156,7 @@ def predict_split(loaded: Any, path: Path) -> dict[str, Any]:
             pairs = list(zip(out.tolist(), batch.y.tolist(), strict=True))
         for p, t in pairs:
             rows.append((len(rows), label(p), label(t)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "prediction", "target"])
-        writer.writerows(rows)
+    write_csv(path, ["row", "prediction", "target"], rows)
     return {"predictions": str(path), "rows": len(rows)}
 
 
@@ -265,17 +261,15 @@ def predict_next(loaded: Any, path: Path, *, top_k: int | None = None) -> dict[s
     header = ["row", "prediction", "target", "rank"]
     if names:
         header += ["prediction_names", "target_name"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for row, (ids, target, r) in enumerate(
-            zip(top.tolist(), targets.tolist(), rank.tolist(), strict=True)
-        ):
-            line = [row, " ".join(map(str, ids)), target, r]
-            if names:
-                line += [" | ".join(str(names[i]) for i in ids), names[target]]
-            writer.writerow(line)
+    lines = []
+    for row, (ids, target, r) in enumerate(
+        zip(top.tolist(), targets.tolist(), rank.tolist(), strict=True)
+    ):
+        line = [row, " ".join(map(str, ids)), target, r]
+        if names:
+            line += [" | ".join(str(names[i]) for i in ids), names[target]]
+        lines.append(line)
+    write_csv(path, header, lines)
     return {
         "predictions": str(path),
         "rows": len(sequences),

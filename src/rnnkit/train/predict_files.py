@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def _encoder(loaded: Any) -> dict[str, Any]:
     return state
 
 
-def _write(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+def write_csv(path: Path, header: list[str], rows: Sequence[Sequence[Any]]) -> None:
+    """``header`` and ``rows`` as a CSV at ``path``, written atomically."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -98,7 +100,7 @@ def predict_file(
                     [i, enc.classes[int(np.argmax(p))], *[f"{v:.4f}" for v in p]]
                     + ([data.labels[k]] if has_label else [])
                 )
-        _write(path, header, rows)
+        write_csv(path, header, rows)
         return {"predictions": str(path), "rows": len(rows)}
     if kind == "tags":
         tag_enc = TagEncoder.from_dict(state)
@@ -108,7 +110,7 @@ def predict_file(
         for s, (tokens, o) in enumerate(zip(sentences.tokens, outputs, strict=True)):
             for t, (token, tag) in enumerate(zip(tokens, o.argmax(-1).tolist(), strict=True)):
                 rows.append([s, t, token, tag_enc.tags[tag]])
-        _write(path, ["sentence", "position", "token", "prediction"], rows)
+        write_csv(path, ["sentence", "position", "token", "prediction"], rows)
         return {"predictions": str(path), "rows": len(rows), "sentences": len(sentences)}
     if kind == "pairs":
         pair_enc = PairEncoder.from_dict(state)
@@ -117,7 +119,7 @@ def predict_file(
         longest = max(8, 2 * max(len(s) for s in sources) + 2)
         strings = user_data.greedy_strings(model, pair_enc, sources, longest)
         rows = [[i, src, hyp] for i, src, hyp in zip(pairs.ids, pairs.texts, strings, strict=True)]
-        _write(path, ["id", "source", "prediction"], rows)
+        write_csv(path, ["id", "source", "prediction"], rows)
         return {"predictions": str(path), "rows": len(rows)}
     if kind == "series":
         return _forecast_file(loaded, state, input_path, path, future)
@@ -194,5 +196,5 @@ def _forecast_file(
         times = data.next_times(s, enc.horizon)
         rows.extend([s.id, t, f"{v:.6g}"] for t, v in zip(times, values, strict=True))
     id_col = d.id_col or "unique_id"
-    _write(path, [id_col, d.time_col, f"{d.target_col}_hat"], rows)
+    write_csv(path, [id_col, d.time_col, f"{d.target_col}_hat"], rows)
     return {"predictions": str(path), "rows": len(rows), "series": len(data.series)}
